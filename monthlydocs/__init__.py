@@ -1,0 +1,3 @@
+"""monthlydocs: collect clients' documents every month, without chasing."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,200 @@
+"""Email: messages built with the standard library, sent to .eml files or over SMTP.
+
+yagmail is not used: it cannot give a separate plain-text part, repeats Message-IDs and
+opens a connection per message (see the README's dependency table). ``smtplib`` with one
+connection per run does what we need.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+import tempfile
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import DeliveryError
+from ..messages import Composed
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The server refused the message for good (bad address): retrying will not help."""
+
+
+def build_message(
+    settings: Settings, to_name: str, to_address: str, composed: Composed
+) -> EmailMessage:
+    """A multipart/alternative message with a real text part and an HTML part."""
+    message = EmailMessage()
+    message["From"] = formataddr((settings.from_name, settings.from_address))
+    message["To"] = formataddr((to_name, to_address))
+    if settings.reply_to:
+        message["Reply-To"] = formataddr((settings.firm.name, settings.reply_to))
+    message["Subject"] = composed.subject
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = make_msgid(domain=_domain(settings.from_address))
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(composed.text)
+    message.add_alternative(composed.html, subtype="html")
+    return message
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2] or "localhost"
+
+
+class FileEmailBackend:
+    """Writes each message as an RFC 5322 .eml file into the outbox folder."""
+
+    name = "file"
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def __enter__(self) -> FileEmailBackend:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+    def send(self, message: EmailMessage) -> str:
+        stem = message["Message-ID"].strip("<>").replace("@", "_").replace("/", "_")
+        handle, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(message.as_bytes())
+                out.flush()
+                os.fsync(out.fileno())
+            target = self.folder / f"{stem}.eml"
+            os.replace(temporary, target)
+        except OSError as exc:
+            Path(temporary).unlink(missing_ok=True)
+            raise DeliveryError(f"Could not write to {self.folder}: {exc}") from exc
+        return str(target)
+
+
+class SmtpEmailBackend:
+    """One SMTP connection for a whole run, opened on the first message.
+
+    A connection the server dropped is reopened once before giving up on a message.
+    """
+
+    name = "smtp"
+
+    def __init__(self, settings: Settings, report: Callable[[str], None] | None = None):
+        self.settings = settings
+        self.report = report or (lambda step: None)
+        self._smtp: smtplib.SMTP | None = None
+
+    def __enter__(self) -> SmtpEmailBackend:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def port(self) -> int:
+        configured = self.settings.email.port
+        return configured or {"ssl": 465, "starttls": 587}.get(
+            self.settings.email.security, 25
+        )
+
+    def connect(self) -> smtplib.SMTP:
+        email = self.settings.email
+        host, port, timeout = email.host, self.port, email.timeout
+        try:
+            if email.security == "ssl":
+                smtp = smtplib.SMTP_SSL(
+                    host, port, timeout=timeout, context=ssl.create_default_context()
+                )
+                self.report(f"connected to {host}:{port} over TLS")
+            else:
+                smtp = smtplib.SMTP(host, port, timeout=timeout)
+                self.report(f"connected to {host}:{port}")
+                if email.security == "starttls":
+                    smtp.starttls(context=ssl.create_default_context())
+                    self.report("TLS started (STARTTLS)")
+            if email.username:
+                smtp.login(email.username, self.settings.smtp_password())
+                self.report(f"logged in as {email.username}")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(
+                f"SMTP login refused for {email.username}: {_answer(exc)}"
+            ) from exc
+        except smtplib.SMTPException as exc:
+            raise DeliveryError(f"SMTP server {host}:{port} said: {_answer(exc)}") from exc
+        except (OSError, ssl.SSLError) as exc:
+            raise DeliveryError(f"Cannot reach SMTP server {host}:{port}: {exc}") from exc
+        self._smtp = smtp
+        return smtp
+
+    def send(self, message: EmailMessage) -> str:
+        for attempt in (1, 2):
+            smtp = self._smtp or self.connect()
+            try:
+                refused = smtp.send_message(message)
+            except smtplib.SMTPServerDisconnected as exc:
+                self._smtp = None
+                if attempt == 2:
+                    raise DeliveryError(f"SMTP connection dropped: {exc}") from exc
+                continue
+            except smtplib.SMTPRecipientsRefused as exc:
+                raise PermanentDeliveryError(
+                    f"Address refused by the server: {_answer(exc)}"
+                ) from exc
+            except smtplib.SMTPResponseException as exc:
+                error = PermanentDeliveryError if 500 <= exc.smtp_code < 600 else (
+                    DeliveryError
+                )
+                raise error(f"SMTP server refused the message: {_answer(exc)}") from exc
+            except (smtplib.SMTPException, OSError) as exc:
+                self._drop()
+                raise DeliveryError(f"SMTP error: {exc}") from exc
+            if refused:
+                raise PermanentDeliveryError(f"Address refused by the server: {refused}")
+            self.report("message accepted by the server")
+            return message["Message-ID"]
+        raise AssertionError("unreachable")
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            try:
+                smtp.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+
+def _answer(exc: Exception) -> str:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(
+            f"{address}: {code} {_decode(text)}"
+            for address, (code, text) in exc.recipients.items()
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{exc.smtp_code} {_decode(exc.smtp_error)}"
+    return str(exc)
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def backend_for(settings: Settings, report: Callable[[str], None] | None = None):
+    if settings.email.backend == "smtp":
+        return SmtpEmailBackend(settings, report)
+    return FileEmailBackend(settings.outbox_dir)

@@ -1,0 +1,41 @@
+"""What every command gets through ``ctx.obj``: settings and database, opened on first use."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+
+class Context:
+    def __init__(self, config: Path | None, verbose: bool):
+        self.config = config
+        self.verbose = verbose
+
+    @cached_property
+    def settings(self):
+        from ..config import load_settings
+
+        return load_settings(self.config)
+
+    @cached_property
+    def db(self):
+        from ..db import open_db
+
+        path = self.settings.database_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open_db(path)
+
+    def now(self):
+        from ..timeutil import utcnow
+
+        return utcnow()
+
+    def today(self):
+        from ..timeutil import local_date
+
+        return local_date(self.now(), self.settings.firm.timezone)
+
+    def client(self, ref: str) -> dict:
+        from ..clients import find_client
+
+        return find_client(self.db, ref)

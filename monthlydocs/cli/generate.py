@@ -1,0 +1,220 @@
+"""`monthlydocs generate`, `link`, `status` and `email-test`."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate)
+    app.command("link")(link)
+    app.command("status")(status)
+    app.command("email-test")(email_test)
+
+
+def _obj(ctx: typer.Context):
+    return ctx.find_root().obj
+
+
+def _parse_day(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2026-12-10") from None
+
+
+def generate(
+    ctx: typer.Context,
+    template: str = typer.Option(
+        None, "--template", "-t",
+        help="Template slug. Without it: every template whose current period has no "
+        "checklists yet (what cron runs on the 1st).",
+    ),
+    period: str = typer.Option(None, "--period", help="2026-12, 2026-Q4, 2026 or once."),
+    due: str = typer.Option(None, "--due", help="Due date, e.g. 2026-12-10."),
+    client: list[str] = typer.Option(None, "--client", "-c",
+                                     help="Only these clients (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be done."),
+    no_send: bool = typer.Option(False, "--no-send", help="Create checklists, send nothing."),
+) -> None:
+    """Create this period's checklists and email each client their portal link.
+
+    Running it twice creates nothing new and sends nothing twice; links that could not
+    be sent earlier are retried.
+
+    Example: monthlydocs generate --template vat --period 2026-Q4
+    """
+    from .. import checklists, outbox
+    from ..templates import get_template
+    from ._output import say, table
+
+    obj = _obj(ctx)
+    db, now, today = obj.db, obj.now(), obj.today()
+    due_on = _parse_day(due)
+    if period and not template:
+        raise typer.BadParameter("--period needs --template")
+    templates = (
+        [get_template(db, template)] if template else checklists.templates_due(db, today)
+    )
+    client_ids = [obj.client(ref)["id"] for ref in client] if client else None
+    requests = [checklists.Request(t, period, due_on) for t in templates]
+    result = checklists.generate(
+        db, requests, now, today, client_ids=client_ids, send=not no_send,
+        dry_run=dry_run, default_language=obj.settings.firm.default_language,
+    )
+    report = None
+    if not dry_run and not no_send:
+        report = _deliver(db, obj.settings, now)
+    rows = [(o.slug, o.period, o.due_on.isoformat(), o.created, o.already)
+            for o in result.outcomes]
+    title = "Would create (dry run)" if dry_run else "Generated"
+    table(title, ["Template", "Period", "Due", "Created", "Already there"], rows,
+          justify={"Created": "right", "Already there": "right"})
+    if not result.outcomes:
+        say("Nothing to generate: every template already has checklists for its "
+            "current period.")
+    if report is not None:
+        say(f"Emails sent: {report.sent}, failed: {report.failed}")
+        for _id, recipient, error in report.errors[:10]:
+            typer.echo(f"  {recipient}: {error}", err=True)
+        if report.failed:
+            typer.echo(
+                f"Error: {report.failed} emails could not be sent (first: "
+                f"{report.errors[0][2]}); the checklists exist and the next "
+                "`monthlydocs generate` or `remind` will retry.",
+                err=True,
+            )
+            raise typer.Exit(2)
+
+
+def _deliver(db, settings, now):
+    """Send every due email with a progress bar; one connection for the run."""
+    from .. import outbox
+    from ._output import progress
+
+    total = len(outbox.due_ids(db, now, "email"))
+    with progress(total, "Sending") as bar:
+        task = bar.add_task("Sending links", total=total)
+        return outbox.deliver_email(
+            db, settings, now, on_message=lambda message, error: bar.advance(task)
+        )
+
+
+def link(
+    ctx: typer.Context,
+    client: str = typer.Argument(..., help="Id, email or part of the name."),
+    template: str = typer.Option(None, "--template", "-t"),
+    period: str = typer.Option(None, "--period"),
+    whatsapp: bool = typer.Option(False, "--whatsapp",
+                                  help="Print a WhatsApp share link instead."),
+    rotate: bool = typer.Option(False, "--rotate",
+                                help="Replace the token: the old link stops working."),
+) -> None:
+    """Print a client's portal link, and nothing else (for scripts).
+
+    Example: monthlydocs link dupont --template monthly --whatsapp
+    """
+    from .. import checklists, links
+    from ..i18n import gettext, pick_language
+    from ..templates import get_template
+
+    obj = _obj(ctx)
+    db = obj.db
+    row = obj.client(client)
+    template_id = get_template(db, template)["id"] if template else None
+    checklist = checklists.find_for_client(db, row["id"], template_id, period)
+    token = checklist["token"]
+    if rotate:
+        token = links.rotate(db, checklist["id"], obj.now())
+    url = links.link_for(obj.settings.portal.base_url, token)
+    if whatsapp:
+        language = pick_language(row["language"], obj.settings.firm.default_language)
+        text = gettext(language, "Hello %(name)s, here is your link to send your "
+                       "documents: %(link)s", name=row["name"], link=url)
+        url = links.whatsapp_url(row["phone"], text)
+    typer.echo(url)
+
+
+def status(
+    ctx: typer.Context,
+    period: str = typer.Option(None, "--period"),
+    template: str = typer.Option(None, "--template", "-t"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Where every checklist stands: counts, then one line per checklist.
+
+    Example: monthlydocs status --period 2026-12
+    """
+    from .. import checklists, outbox
+    from ..templates import get_template
+    from ._output import print_json, say, table
+
+    obj = _obj(ctx)
+    db = obj.db
+    template_id = get_template(db, template)["id"] if template else None
+    counts, rows = checklists.status(db, obj.today(), period=period,
+                                     template_id=template_id)
+    failed = outbox.failed_messages(db)
+    if as_json:
+        print_json({"counts": counts, "checklists": rows,
+                    "failed_messages": [{k: m[k] for k in ("id", "client", "recipient",
+                                                           "kind", "attempts",
+                                                           "last_error")}
+                                        for m in failed]})
+        return
+    say("  ".join(f"{state.replace('_', ' ')}: {n}" for state, n in counts.items()))
+    table(None, ["Client", "Template", "Period", "Due", "Received", "Link sent",
+                 "Opened", "State"],
+          [(r["client"], r["template"], r["period"], r["due_on"],
+            f"{r['received']}/{r['required']}", _day(r["link_sent_at"]),
+            _day(r["first_opened_at"]), r["state"].replace("_", " ")) for r in rows],
+          justify={"Received": "right"})
+    if failed:
+        table("Messages not sent", ["Client", "To", "Kind", "Attempts", "Error"],
+              [(m["client"], m["recipient"], m["kind"], m["attempts"], m["last_error"])
+               for m in failed])
+
+
+def _day(stamp: str | None) -> str:
+    return stamp[:10] if stamp else "-"
+
+
+def email_test(
+    ctx: typer.Context,
+    address: str = typer.Argument(..., help="Where to send the test message."),
+) -> None:
+    """Send a test email with the configured backend, reporting each step.
+
+    Example: monthlydocs email-test me@example.com
+    """
+    from ..channels.email import build_message, backend_for
+    from ..clients import normalize_email
+    from ..errors import DeliveryError
+    from ..messages import Composed
+    from ._output import say
+
+    obj = _obj(ctx)
+    settings = obj.settings
+    address = normalize_email(address)
+    composed = Composed(
+        subject=f"monthlydocs test message from {settings.firm.name}",
+        text="This is a test message. Your email settings work.\n",
+        html="<p>This is a test message. Your email settings work.</p>",
+    )
+    message = build_message(settings, address, address, composed)
+    steps = []
+    say(f"Backend: {settings.email.backend}")
+    try:
+        with backend_for(settings, report=lambda step: (steps.append(step), say(
+                f"  ok: {step}"))) as backend:
+            where = backend.send(message)
+    except DeliveryError as exc:
+        done = f" (after: {steps[-1]})" if steps else ""
+        raise DeliveryError(f"Test message not sent{done}: {exc}") from exc
+    if settings.email.backend == "file":
+        say(f"  ok: written to {where}")
+    say(f"Test message sent to {address}")

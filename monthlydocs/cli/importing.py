@@ -1,0 +1,5 @@
+import typer
+
+
+def import_clients(ctx: typer.Context) -> None:
+    """(being written)"""

@@ -1,0 +1,76 @@
+"""`monthlydocs init` and `monthlydocs demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("demo")(demo)
+
+
+def init(
+    folder: Path = typer.Argument(..., help="Folder for the new workspace."),
+) -> None:
+    """Create a workspace: configuration with a fresh secret key, database, folders.
+
+    Example: monthlydocs init ~/clients-docs
+    """
+    from ..workspace import create_workspace
+    from ._output import say
+
+    settings = create_workspace(folder)
+    say(f"Created workspace in {folder}")
+    say(f"  configuration  {settings.path}")
+    say(f"  database       {settings.database_path}")
+    say(f"  documents      {settings.files_dir}")
+    say(f"  outbox         {settings.outbox_dir}")
+    say("Next: edit [firm] and [email] in the configuration, then "
+        "`monthlydocs template load templates.example.toml`.")
+
+
+def demo(
+    ctx: typer.Context,
+    folder: Path = typer.Argument(
+        Path("monthlydocs-demo"), help="Folder for the demo workspace."
+    ),
+    reset: bool = typer.Option(
+        False, "--reset", help="Delete the folder's demo workspace first."
+    ),
+) -> None:
+    """Build a demo workspace: sample clients in five languages, the example templates,
+    this month's checklists, and their link emails written to outbox/.
+
+    Example: monthlydocs demo --reset ./demo
+    """
+    import shutil
+
+    from ..workspace import build_demo
+    from ._output import say, table
+
+    obj = ctx.find_root().obj
+    if reset and (folder / "monthlydocs.toml").exists():
+        shutil.rmtree(folder)
+    settings, result, report = build_demo(folder, obj.now())
+    say(f"Demo workspace: {folder} (configuration {settings.path})")
+    say(f"{result.created} checklists created; {report.sent} emails written to "
+        f"{settings.outbox_dir}")
+    from ..checklists import status
+    from ..db import open_db
+    from ..links import link_for
+
+    db = open_db(settings.database_path)
+    from ..timeutil import local_date
+
+    _counts, rows = status(db, local_date(obj.now(), settings.firm.timezone))
+    tokens = {r["id"]: r["token"] for r in db.query("SELECT id, token FROM checklists")}
+    table(
+        "Portal links",
+        ["Client", "Template", "Period", "Link"],
+        [(r["client"], r["template"], r["period"],
+          link_for(settings.portal.base_url, tokens[r["id"]])) for r in rows],
+    )
+    say(f"Try: monthlydocs --config {settings.path} status")

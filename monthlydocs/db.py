@@ -1,0 +1,202 @@
+"""Opening the database, and the schema as numbered migrations.
+
+A database made by any earlier version is brought up to date when it is opened; each
+migration and the record that it ran are one transaction. Never edit a migration that has
+shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("monthlydocs")
+
+BUSY_TIMEOUT_S = 30
+
+
+def open_db(path: str | Path, migrate: bool = True) -> Database:
+    """Open (creating if needed) the SQLite file in WAL mode with foreign keys on."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    db = Database(conn, execute_plugins=False)
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA synchronous = NORMAL")
+    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        db.enable_wal()
+    if migrate:
+        migrations.apply(db)
+    return db
+
+
+@contextlib.contextmanager
+def write_transaction(db: Database) -> Iterator[Database]:
+    """A transaction that takes the write lock at once (BEGIN IMMEDIATE).
+
+    Use it where a decision read inside the transaction must still hold when the writes
+    land (claiming, generating): a second process waits instead of racing.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    else:
+        db.conn.execute("COMMIT")
+
+
+def schema_version(db: Database) -> list[str]:
+    return [m.name for m in migrations.applied(db)]
+
+
+@migrations(name="0001_initial")
+def _initial(db: Database) -> None:
+    _run_statements(
+        db,
+        """
+        CREATE TABLE clients (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            email TEXT NOT NULL,
+            phone TEXT,
+            language TEXT,
+            notes TEXT,
+            status TEXT NOT NULL DEFAULT 'active'
+                CHECK (status IN ('active', 'archived', 'pending')),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX clients_email ON clients (email COLLATE NOCASE);
+
+        CREATE TABLE templates (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            cadence TEXT NOT NULL DEFAULT 'monthly'
+                CHECK (cadence IN ('monthly', 'quarterly', 'yearly', 'once')),
+            due_day INTEGER NOT NULL DEFAULT 10 CHECK (due_day BETWEEN 1 AND 31),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            archived_at TEXT
+        );
+
+        CREATE TABLE template_slots (
+            id INTEGER PRIMARY KEY,
+            template_id INTEGER NOT NULL REFERENCES templates (id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            optional INTEGER NOT NULL DEFAULT 0,
+            multiple INTEGER NOT NULL DEFAULT 0,
+            position INTEGER NOT NULL,
+            UNIQUE (template_id, name)
+        );
+
+        CREATE TABLE assignments (
+            client_id INTEGER NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+            template_id INTEGER NOT NULL REFERENCES templates (id) ON DELETE CASCADE,
+            assigned_at TEXT NOT NULL,
+            PRIMARY KEY (client_id, template_id)
+        );
+
+        CREATE TABLE checklists (
+            id INTEGER PRIMARY KEY,
+            client_id INTEGER NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+            template_id INTEGER NOT NULL REFERENCES templates (id),
+            template_name TEXT NOT NULL,
+            period TEXT NOT NULL,
+            due_on TEXT NOT NULL,
+            token TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            link_sent_at TEXT,
+            first_opened_at TEXT,
+            last_opened_at TEXT,
+            open_count INTEGER NOT NULL DEFAULT 0,
+            completed_at TEXT,
+            archived_at TEXT,
+            UNIQUE (client_id, template_id, period)
+        );
+        CREATE INDEX checklists_period ON checklists (period, template_id);
+
+        CREATE TABLE checklist_items (
+            id INTEGER PRIMARY KEY,
+            checklist_id INTEGER NOT NULL REFERENCES checklists (id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            optional INTEGER NOT NULL DEFAULT 0,
+            multiple INTEGER NOT NULL DEFAULT 0,
+            position INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'to_send' CHECK (state IN
+                ('to_send', 'received', 'not_applicable', 'rejected', 'approved')),
+            note TEXT,
+            updated_at TEXT
+        );
+        CREATE INDEX checklist_items_checklist ON checklist_items (checklist_id);
+
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY,
+            item_id INTEGER NOT NULL REFERENCES checklist_items (id) ON DELETE CASCADE,
+            original_filename TEXT NOT NULL,
+            stored_path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            uploaded_at TEXT NOT NULL,
+            review_state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (review_state IN ('pending', 'approved', 'rejected')),
+            review_note TEXT,
+            reviewer TEXT,
+            reviewed_at TEXT,
+            UNIQUE (item_id, sha256)
+        );
+
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject_type TEXT NOT NULL,
+            subject_id INTEGER,
+            client_id INTEGER,
+            data TEXT
+        );
+        CREATE INDEX events_client ON events (client_id);
+
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL CHECK (channel IN ('email', 'sms', 'whatsapp')),
+            client_id INTEGER REFERENCES clients (id) ON DELETE CASCADE,
+            recipient TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            language TEXT NOT NULL,
+            checklist_ids TEXT NOT NULL DEFAULT '[]',
+            dedupe_key TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            claimed_at TEXT,
+            sent_at TEXT,
+            message_id TEXT
+        );
+        CREATE INDEX messages_due ON messages (state, next_attempt_at);
+        """
+    )
+
+
+def _run_statements(db: Database, script: str) -> None:
+    # executescript() would COMMIT first and break the migration's transaction.
+    for statement in script.split(";\n"):
+        if statement.strip():
+            db.execute(statement)

@@ -1,0 +1,285 @@
+"""Document templates ("monthly bookkeeping", "VAT") and their slots.
+
+A checklist copies its template's slots when it is generated, so editing a template changes
+only the checklists generated afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from .errors import TemplateError, TemplateNotFound
+from .events import Event, record
+from .periods import CADENCES
+from .timeutil import iso
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+def check_slug(slug: str) -> str:
+    text = slug.strip().lower()
+    if not SLUG_RE.match(text):
+        raise TemplateError(
+            f"Template slug {slug!r} must be 1 to 40 lower-case letters, digits, - or _"
+        )
+    return text
+
+
+def _check_fields(cadence: str | None, due_day: int | None) -> None:
+    if cadence is not None and cadence not in CADENCES:
+        raise TemplateError(
+            f"Cadence {cadence!r} is not one of {', '.join(CADENCES)}"
+        )
+    if due_day is not None and not 1 <= due_day <= 31:
+        raise TemplateError(f"Due day {due_day} must be between 1 and 31")
+
+
+def get_template(db: Database, slug: str) -> dict[str, Any]:
+    rows = list(
+        db.query(
+            "SELECT * FROM templates WHERE slug = ? AND archived_at IS NULL",
+            [slug.strip().lower()],
+        )
+    )
+    if not rows:
+        known = ", ".join(t["slug"] for t in list_templates(db)) or "none yet"
+        raise TemplateNotFound(f"No template {slug!r} (known: {known})")
+    return rows[0]
+
+
+def list_templates(db: Database) -> list[dict[str, Any]]:
+    return list(
+        db.query(
+            "SELECT t.*, (SELECT count(*) FROM template_slots s"
+            " WHERE s.template_id = t.id) AS slot_count,"
+            " (SELECT count(*) FROM assignments a JOIN clients c ON c.id = a.client_id"
+            "  WHERE a.template_id = t.id AND c.status = 'active') AS client_count"
+            " FROM templates t WHERE t.archived_at IS NULL ORDER BY t.slug"
+        )
+    )
+
+
+def slots(db: Database, template_id: int) -> list[dict[str, Any]]:
+    return list(
+        db.query(
+            "SELECT * FROM template_slots WHERE template_id = ? ORDER BY position, id",
+            [template_id],
+        )
+    )
+
+
+def save_template(
+    db: Database,
+    slug: str,
+    now: datetime,
+    *,
+    name: str | None = None,
+    cadence: str | None = None,
+    due_day: int | None = None,
+    description: str | None = None,
+    actor: str = "cli",
+) -> tuple[int, bool]:
+    """Create the template, or update the fields given. Returns (id, created)."""
+    slug = check_slug(slug)
+    _check_fields(cadence, due_day)
+    stamp = iso(now)
+    with db.atomic():
+        rows = list(db.query("SELECT * FROM templates WHERE slug = ?", [slug]))
+        if rows:
+            template_id = rows[0]["id"]
+            changes = {
+                key: value
+                for key, value in (
+                    ("name", name), ("cadence", cadence), ("due_day", due_day),
+                    ("description", description),
+                )
+                if value is not None
+            }
+            db["templates"].update(
+                template_id, {**changes, "updated_at": stamp, "archived_at": None}
+            )
+            created = False
+        else:
+            if not name:
+                raise TemplateError(f"A new template needs a name (--name) for {slug!r}")
+            template_id = db.execute(
+                "INSERT INTO templates (slug, name, description, cadence, due_day,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [slug, name, description or "", cadence or "monthly", due_day or 10,
+                 stamp, stamp],
+            ).lastrowid
+            created = True
+        record(db, Event.TEMPLATE_SAVED, now, actor=actor, subject_type="template",
+               subject_id=template_id, data={"slug": slug})
+    return template_id, created
+
+
+def save_slot(
+    db: Database,
+    slug: str,
+    name: str,
+    *,
+    description: str | None = None,
+    optional: bool | None = None,
+    multiple: bool | None = None,
+    position: int | None = None,
+) -> tuple[int, bool]:
+    """Add a slot at the end of the template, or update the slot of that name."""
+    template = get_template(db, slug)
+    name = " ".join(name.split())
+    if not name:
+        raise TemplateError("A slot needs a name")
+    with db.atomic():
+        existing = list(
+            db.query(
+                "SELECT * FROM template_slots WHERE template_id = ? AND name = ?",
+                [template["id"], name],
+            )
+        )
+        if existing:
+            changes = {
+                key: value
+                for key, value in (
+                    ("description", description),
+                    ("optional", None if optional is None else int(optional)),
+                    ("multiple", None if multiple is None else int(multiple)),
+                    ("position", position),
+                )
+                if value is not None
+            }
+            if changes:
+                db["template_slots"].update(existing[0]["id"], changes)
+            return existing[0]["id"], False
+        if position is None:
+            position = db.execute(
+                "SELECT coalesce(max(position), 0) + 1 FROM template_slots"
+                " WHERE template_id = ?",
+                [template["id"]],
+            ).fetchone()[0]
+        slot_id = db.execute(
+            "INSERT INTO template_slots (template_id, name, description, optional,"
+            " multiple, position) VALUES (?, ?, ?, ?, ?, ?)",
+            [template["id"], name, description or "", int(bool(optional)),
+             int(bool(multiple)), position],
+        ).lastrowid
+    return slot_id, True
+
+
+def remove_slot(db: Database, slug: str, name: str) -> None:
+    template = get_template(db, slug)
+    removed = db.execute(
+        "DELETE FROM template_slots WHERE template_id = ? AND name = ?",
+        [template["id"], name],
+    ).rowcount
+    if not removed:
+        raise TemplateError(f"Template {slug!r} has no slot named {name!r}")
+
+
+def remove_template(db: Database, slug: str, now: datetime, actor: str = "cli") -> str:
+    """Delete a template never used; archive one that has checklists (they stay)."""
+    template = get_template(db, slug)
+    used = db.execute(
+        "SELECT count(*) FROM checklists WHERE template_id = ?", [template["id"]]
+    ).fetchone()[0]
+    with db.atomic():
+        if used:
+            db.execute(
+                "UPDATE templates SET archived_at = ? WHERE id = ?",
+                [iso(now), template["id"]],
+            )
+            db.execute("DELETE FROM assignments WHERE template_id = ?", [template["id"]])
+            outcome = "archived"
+        else:
+            db.execute("DELETE FROM templates WHERE id = ?", [template["id"]])
+            outcome = "deleted"
+        record(db, Event.TEMPLATE_REMOVED, now, actor=actor, subject_type="template",
+               subject_id=template["id"], data={"slug": template["slug"],
+                                                "outcome": outcome})
+    return outcome
+
+
+def load_file(db: Database, path: Path, now: datetime) -> list[tuple[str, bool]]:
+    """Create or update every template in a TOML file; slots follow the file exactly.
+
+    The whole file is checked before anything is written, and written in one
+    transaction: a mistake on line 80 leaves the database as it was.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TemplateError(f"No such file: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"{path} is not valid TOML: {exc}") from None
+    entries = data.get("template")
+    if not isinstance(entries, list) or not entries:
+        raise TemplateError(
+            f"{path} has no [[template]] tables: see templates.example.toml"
+        )
+    parsed = [_parse_entry(entry, index, path) for index, entry in enumerate(entries, 1)]
+    outcome = []
+    with db.atomic():
+        for fields, slot_list in parsed:
+            slug = fields.pop("slug")
+            template_id, created = save_template(db, slug, now, **fields)
+            names = [slot["name"] for slot in slot_list]
+            placeholders = ", ".join("?" for _ in names)
+            db.execute(
+                "DELETE FROM template_slots WHERE template_id = ?"
+                f" AND name NOT IN ({placeholders})",
+                [template_id, *names],
+            )
+            for position, slot in enumerate(slot_list, 1):
+                save_slot(db, slug, slot["name"], description=slot["description"],
+                          optional=slot["optional"], multiple=slot["multiple"],
+                          position=position)
+            outcome.append((slug, created))
+    return outcome
+
+
+def _parse_entry(entry: Any, index: int, path: Path) -> tuple[dict, list[dict]]:
+    where = f"{path}, template #{index}"
+    if not isinstance(entry, dict):
+        raise TemplateError(f"{where} must be a table")
+    unknown = set(entry) - {"slug", "name", "description", "cadence", "due_day", "slot"}
+    if unknown:
+        raise TemplateError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    if "slug" not in entry or "name" not in entry:
+        raise TemplateError(f"{where} needs a slug and a name")
+    fields = {
+        "slug": check_slug(str(entry["slug"])),
+        "name": str(entry["name"]),
+        "description": str(entry.get("description", "")),
+        "cadence": str(entry.get("cadence", "monthly")),
+        "due_day": entry.get("due_day", 10),
+    }
+    if not isinstance(fields["due_day"], int):
+        raise TemplateError(f"{where}: due_day must be a whole number")
+    _check_fields(fields["cadence"], fields["due_day"])
+    raw_slots = entry.get("slot", [])
+    if not isinstance(raw_slots, list) or not raw_slots:
+        raise TemplateError(f"{where} ({fields['slug']}) needs at least one [[template.slot]]")
+    slot_list = []
+    for number, slot in enumerate(raw_slots, 1):
+        if not isinstance(slot, dict) or not str(slot.get("name", "")).strip():
+            raise TemplateError(f"{where}, slot #{number} needs a name")
+        extra = set(slot) - {"name", "description", "optional", "multiple"}
+        if extra:
+            raise TemplateError(
+                f"{where}, slot #{number}: unknown key(s) {', '.join(sorted(extra))}"
+            )
+        slot_list.append({
+            "name": " ".join(str(slot["name"]).split()),
+            "description": str(slot.get("description", "")),
+            "optional": bool(slot.get("optional", False)),
+            "multiple": bool(slot.get("multiple", True)),
+        })
+    names = [slot["name"] for slot in slot_list]
+    if len(set(names)) != len(names):
+        raise TemplateError(f"{where} ({fields['slug']}) names a slot twice")
+    return fields, slot_list
