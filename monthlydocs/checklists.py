@@ -61,10 +61,16 @@ class GenerateResult:
 
 
 def templates_due(db: Database, today: date) -> list[dict[str, Any]]:
-    """Templates whose current period has no checklist yet (what cron runs on the 1st)."""
+    """Templates with clients whose current period has no checklist yet.
+
+    This is what cron runs on the 1st: a quarterly template is due on 1 January,
+    1 April..., a monthly one every month.
+    """
     due = []
     for template in db.query(
-        "SELECT * FROM templates WHERE archived_at IS NULL ORDER BY slug"
+        "SELECT * FROM templates t WHERE archived_at IS NULL AND EXISTS ("
+        " SELECT 1 FROM assignments a JOIN clients c ON c.id = a.client_id"
+        " WHERE a.template_id = t.id AND c.status = 'active') ORDER BY slug"
     ):
         period = current_period(template["cadence"], today)
         exists = db.execute(

@@ -166,7 +166,9 @@ def build_email(db: Database, settings: Settings, message: dict[str, Any]):
     else:
         raise PermanentDeliveryError(f"unknown kind of message {message['kind']!r}")
     composed = compose(message["kind"], message["language"], context)
-    return build_message(settings, client["name"], message["recipient"], composed)
+    return build_message(
+        settings, client["name"], message["recipient"], composed, message["language"]
+    )
 
 
 def failed_messages(db: Database) -> list[dict[str, Any]]:

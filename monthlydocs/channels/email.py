@@ -26,7 +26,11 @@ class PermanentDeliveryError(DeliveryError):
 
 
 def build_message(
-    settings: Settings, to_name: str, to_address: str, composed: Composed
+    settings: Settings,
+    to_name: str,
+    to_address: str,
+    composed: Composed,
+    language: str | None = None,
 ) -> EmailMessage:
     """A multipart/alternative message with a real text part and an HTML part."""
     message = EmailMessage()
@@ -40,6 +44,9 @@ def build_message(
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(composed.text)
     message.add_alternative(composed.html, subtype="html")
+    if language:
+        # After the parts: set_content() clears Content-* headers.
+        message["Content-Language"] = language
     return message
 
 

@@ -10,12 +10,15 @@ import sys
 import traceback
 from pathlib import Path
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from ..errors import MonthlydocsError
 from ._context import Context
+
+
+# Typer's own exits and usage errors (it vendors click, so name them through typer).
+_PASS_THROUGH = (typer.Exit, typer.Abort, typer.BadParameter.__mro__[2])
 
 
 class _Group(TyperGroup):
@@ -29,8 +32,7 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
             raise typer.Exit(130) from None
-        except (click.exceptions.ClickException, click.exceptions.Exit,
-                click.exceptions.Abort):
+        except _PASS_THROUGH:
             raise
         except Exception as exc:
             # Not raised on purpose: still one line, with the details under --verbose.

@@ -74,9 +74,9 @@ def generate(
     title = "Would create (dry run)" if dry_run else "Generated"
     table(title, ["Template", "Period", "Due", "Created", "Already there"], rows,
           justify={"Created": "right", "Already there": "right"})
-    if not result.outcomes:
-        say("Nothing to generate: every template already has checklists for its "
-            "current period.")
+    if not result.created and not template:
+        say("Nothing to generate: every template in use already has checklists for "
+            "its current period.")
     if report is not None:
         say(f"Emails sent: {report.sent}, failed: {report.failed}")
         for _id, recipient, error in report.errors[:10]:
