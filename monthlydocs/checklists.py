@@ -20,7 +20,11 @@ from .timeutil import iso
 
 # Item states; "done" ones count towards completion.
 TO_SEND, RECEIVED, NOT_APPLICABLE, REJECTED, APPROVED = (
-    "to_send", "received", "not_applicable", "rejected", "approved",
+    "to_send",
+    "received",
+    "not_applicable",
+    "rejected",
+    "approved",
 )
 DONE_STATES = (RECEIVED, NOT_APPLICABLE, APPROVED)
 STATES = ("complete", "partial", "opened", "not_opened", "overdue")
@@ -166,15 +170,26 @@ def _generate_one(
 
     # Ids are assigned here, under the write lock, so items can reference their
     # checklist without reading each row back.
-    first_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM checklists").fetchone()[0]
+    first_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM checklists").fetchone()[
+        0
+    ]
     stamp, due_text = iso(now), due_on.isoformat()
     checklist_rows = []
     for offset, client_id in enumerate(new_clients):
         token, digest = links.new_token()
-        checklist_rows.append((
-            first_id + offset, client_id, template["id"], template["name"], period,
-            due_text, token, digest, stamp,
-        ))
+        checklist_rows.append(
+            (
+                first_id + offset,
+                client_id,
+                template["id"],
+                template["name"],
+                period,
+                due_text,
+                token,
+                digest,
+                stamp,
+            )
+        )
     db.conn.executemany(
         "INSERT INTO checklists (id, client_id, template_id, template_name, period,"
         " due_on, token, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -189,8 +204,13 @@ def _generate_one(
         " multiple, position) VALUES (?, ?, ?, ?, ?, ?)",
         ((row[0], *slot) for row in checklist_rows for slot in slot_values),
     )
-    record_many(db, Event.CHECKLIST_CREATED, now,
-                ((row[0], row[1]) for row in checklist_rows), subject_type="checklist")
+    record_many(
+        db,
+        Event.CHECKLIST_CREATED,
+        now,
+        ((row[0], row[1]) for row in checklist_rows),
+        subject_type="checklist",
+    )
     for row in checklist_rows:
         result.created_by_client.setdefault(row[1], []).append(row[0])
     return outcome
@@ -233,10 +253,19 @@ def _queue_links(
     for client_id, checklist_ids in created_by_client.items():
         email, language = contacts[client_id]
         ids = sorted(checklist_ids)
-        rows.append((
-            "email", client_id, email, "link", language or default_language,
-            json.dumps(ids), f"link:{client_id}:{','.join(map(str, ids))}", stamp, stamp,
-        ))
+        rows.append(
+            (
+                "email",
+                client_id,
+                email,
+                "link",
+                language or default_language,
+                json.dumps(ids),
+                f"link:{client_id}:{','.join(map(str, ids))}",
+                stamp,
+                stamp,
+            )
+        )
     db.conn.executemany(
         "INSERT OR IGNORE INTO messages (channel, client_id, recipient, kind, language,"
         " checklist_ids, dedupe_key, created_at, next_attempt_at)"
@@ -313,10 +342,19 @@ def refresh_completion(
             "UPDATE checklists SET completed_at = ? WHERE id = ? AND completed_at IS NULL",
             [iso(now), checklist_id],
         )
-        record(db, Event.CHECKLIST_COMPLETED, now, actor=actor, subject_type="checklist",
-               subject_id=checklist_id, client_id=checklist["client_id"])
+        record(
+            db,
+            Event.CHECKLIST_COMPLETED,
+            now,
+            actor=actor,
+            subject_type="checklist",
+            subject_id=checklist_id,
+            client_id=checklist["client_id"],
+        )
     elif not complete and checklist["completed_at"]:
-        db.execute("UPDATE checklists SET completed_at = NULL WHERE id = ?", [checklist_id])
+        db.execute(
+            "UPDATE checklists SET completed_at = NULL WHERE id = ?", [checklist_id]
+        )
     return complete
 
 

@@ -29,14 +29,43 @@ EDITABLE = ("name", "email", "phone", "language", "notes")
 # Words people write in a "language" column, in the five languages, folded to ASCII.
 _LANGUAGE_WORDS = {
     "en": ["en", "eng", "english", "anglais", "englisch", "ingles", "inggris"],
-    "fr": ["fr", "fra", "fre", "french", "francais", "franzosisch", "frances", "perancis"],
+    "fr": [
+        "fr",
+        "fra",
+        "fre",
+        "french",
+        "francais",
+        "franzosisch",
+        "frances",
+        "perancis",
+    ],
     "de": ["de", "deu", "ger", "german", "allemand", "deutsch", "aleman", "jerman"],
-    "es": ["es", "spa", "spanish", "espagnol", "spanisch", "espanol", "castellano",
-           "spanyol"],
-    "id": ["id", "ind", "in", "indonesian", "indonesien", "indonesisch", "indonesio",
-           "bahasa", "bahasa indonesia", "indonesia"],
+    "es": [
+        "es",
+        "spa",
+        "spanish",
+        "espagnol",
+        "spanisch",
+        "espanol",
+        "castellano",
+        "spanyol",
+    ],
+    "id": [
+        "id",
+        "ind",
+        "in",
+        "indonesian",
+        "indonesien",
+        "indonesisch",
+        "indonesio",
+        "bahasa",
+        "bahasa indonesia",
+        "indonesia",
+    ],
 }
-_LANGUAGE_LOOKUP = {word: code for code, words in _LANGUAGE_WORDS.items() for word in words}
+_LANGUAGE_LOOKUP = {
+    word: code for code, words in _LANGUAGE_WORDS.items() for word in words
+}
 
 
 @dataclass
@@ -139,8 +168,15 @@ def add_client(
             [*fields.values(), status, stamp, stamp],
         )
         client_id = cursor.lastrowid
-        record(db, Event.CLIENT_CREATED, now, actor=actor, subject_type="client",
-               subject_id=client_id, client_id=client_id)
+        record(
+            db,
+            Event.CLIENT_CREATED,
+            now,
+            actor=actor,
+            subject_type="client",
+            subject_id=client_id,
+            client_id=client_id,
+        )
     return client_id
 
 
@@ -178,8 +214,16 @@ def update_client(
             f"UPDATE clients SET {assignments}, updated_at = ? WHERE id = ?",
             [*diff.values(), iso(now), client_id],
         )
-        record(db, Event.CLIENT_UPDATED, now, actor=actor, subject_type="client",
-               subject_id=client_id, client_id=client_id, data={"fields": list(diff)})
+        record(
+            db,
+            Event.CLIENT_UPDATED,
+            now,
+            actor=actor,
+            subject_type="client",
+            subject_id=client_id,
+            client_id=client_id,
+            data={"fields": list(diff)},
+        )
     return diff
 
 
@@ -192,12 +236,16 @@ def get_client(db: Database, client_id: int) -> dict[str, Any]:
 
 def by_email(db: Database, email: str) -> dict[str, Any] | None:
     rows = list(
-        db.query("SELECT * FROM clients WHERE email = ? COLLATE NOCASE", [email.strip()])
+        db.query(
+            "SELECT * FROM clients WHERE email = ? COLLATE NOCASE", [email.strip()]
+        )
     )
     return rows[0] if rows else None
 
 
-def find_client(db: Database, ref: str, include_archived: bool = True) -> dict[str, Any]:
+def find_client(
+    db: Database, ref: str, include_archived: bool = True
+) -> dict[str, Any]:
     """A client named by id, email, or an unambiguous part of the name."""
     text = ref.strip().lstrip("#")
     if not text:
@@ -224,7 +272,9 @@ def find_client(db: Database, ref: str, include_archived: bool = True) -> dict[s
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise ClientNotFound(f"No client matches {ref!r}: try `monthlydocs client list`")
+        raise ClientNotFound(
+            f"No client matches {ref!r}: try `monthlydocs client list`"
+        )
     names = ", ".join(f"#{row['id']} {row['name']}" for row in candidates[:5])
     more = " ..." if len(candidates) > 5 else ""
     raise AmbiguousClient(
@@ -251,7 +301,9 @@ def list_clients(
     return list(db.query(sql + " ORDER BY c.name COLLATE NOCASE, c.id", params))
 
 
-def archive_client(db: Database, client_id: int, now: datetime, actor: str = "cli") -> None:
+def archive_client(
+    db: Database, client_id: int, now: datetime, actor: str = "cli"
+) -> None:
     """Archive: no new checklists or messages, history kept."""
     with db.atomic():
         db.execute(
@@ -262,8 +314,15 @@ def archive_client(db: Database, client_id: int, now: datetime, actor: str = "cl
             "UPDATE checklists SET archived_at = ? WHERE client_id = ? AND archived_at IS NULL",
             [iso(now), client_id],
         )
-        record(db, Event.CLIENT_ARCHIVED, now, actor=actor, subject_type="client",
-               subject_id=client_id, client_id=client_id)
+        record(
+            db,
+            Event.CLIENT_ARCHIVED,
+            now,
+            actor=actor,
+            subject_type="client",
+            subject_id=client_id,
+            client_id=client_id,
+        )
 
 
 def erase_client(
@@ -274,7 +333,7 @@ def erase_client(
     Rows go first inside one transaction; files follow. A crash in between leaves orphan
     files under the client's folder, never rows pointing at nothing.
     """
-    client = get_client(db, client_id)
+    get_client(db, client_id)  # raises ClientNotFound
     paths = [
         row["stored_path"]
         for row in db.query(
@@ -298,8 +357,14 @@ def erase_client(
         db.execute("DELETE FROM events WHERE client_id = ?", [client_id])
         db.execute("DELETE FROM clients WHERE id = ?", [client_id])
         # The erasure itself is recorded without any personal data.
-        record(db, Event.CLIENT_ERASED, now, actor=actor, subject_type="client",
-               subject_id=client_id)
+        record(
+            db,
+            Event.CLIENT_ERASED,
+            now,
+            actor=actor,
+            subject_type="client",
+            subject_id=client_id,
+        )
     for relative in paths:
         (files_dir / relative).unlink(missing_ok=True)
     folder = files_dir / client_folder(client_id)
@@ -314,7 +379,10 @@ def client_folder(client_id: int) -> str:
 
 
 def assign(
-    db: Database, client_ids: list[int], template_id: int, now: datetime,
+    db: Database,
+    client_ids: list[int],
+    template_id: int,
+    now: datetime,
     actor: str = "cli",
 ) -> int:
     """Assign a template to clients; returns how many assignments are new."""
@@ -329,9 +397,16 @@ def assign(
             )
             if cursor.rowcount:
                 added += 1
-                record(db, Event.CLIENT_ASSIGNED, now, actor=actor, subject_type="client",
-                       subject_id=client_id, client_id=client_id,
-                       data={"template_id": template_id})
+                record(
+                    db,
+                    Event.CLIENT_ASSIGNED,
+                    now,
+                    actor=actor,
+                    subject_type="client",
+                    subject_id=client_id,
+                    client_id=client_id,
+                    data={"template_id": template_id},
+                )
     return added
 
 

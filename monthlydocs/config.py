@@ -24,7 +24,10 @@ SCHEMA: dict[str, dict[str, tuple[Any, str]]] = {
         "name": ("My accounting firm", "Shown to clients in emails and on the portal"),
         "email": ("", "The firm's contact address"),
         "phone": ("", "The firm's phone number"),
-        "timezone": ("Europe/Paris", "IANA time zone for periods, due dates, send hours"),
+        "timezone": (
+            "Europe/Paris",
+            "IANA time zone for periods, due dates, send hours",
+        ),
         "default_language": ("en", "Language for clients with none on record"),
         "country": ("FR", "Default region for phone numbers written without +"),
         "signature": ("", "Lines added under every email; the firm's name if empty"),

@@ -191,7 +191,7 @@ def _initial(db: Database) -> None:
             message_id TEXT
         );
         CREATE INDEX messages_due ON messages (state, next_attempt_at);
-        """
+        """,
     )
 
 

@@ -7,7 +7,7 @@ folder, so a word is translated once for email and portal alike.
 from __future__ import annotations
 
 from datetime import date
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from .config import LANGUAGES
@@ -20,7 +20,7 @@ def pick_language(language: str | None, default: str) -> str:
     return language if language in LANGUAGES else default
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(language: str):
     """A babel Translations object (NullTranslations for English or a missing catalog)."""
     from babel.support import NullTranslations, Translations

@@ -62,8 +62,15 @@ def rotate(db: Database, checklist_id: int, now: datetime, actor: str = "cli") -
             " RETURNING client_id",
             [token, digest, checklist_id],
         ).fetchone()
-        record(db, Event.LINK_ROTATED, now, actor=actor, subject_type="checklist",
-               subject_id=checklist_id, client_id=row[0] if row else None)
+        record(
+            db,
+            Event.LINK_ROTATED,
+            now,
+            actor=actor,
+            subject_type="checklist",
+            subject_id=checklist_id,
+            client_id=row[0] if row else None,
+        )
     return token
 
 

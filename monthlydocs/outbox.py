@@ -25,8 +25,13 @@ from .timeutil import iso
 MAX_ATTEMPTS = 6
 # Wait before attempt n+1 after n failures. The first retry is allowed at once so that a
 # person who fixes the SMTP settings and runs the command again sees the result.
-BACKOFF = [timedelta(0), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4),
-           timedelta(hours=12)]
+BACKOFF = [
+    timedelta(0),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=4),
+    timedelta(hours=12),
+]
 STALE_CLAIM = timedelta(minutes=15)
 
 
@@ -37,7 +42,9 @@ class DeliveryReport:
     errors: list[tuple[int, str, str]] = field(default_factory=list)  # (id, to, error)
 
 
-def due_ids(db: Database, now: datetime, channel: str, limit: int | None = None) -> list[int]:
+def due_ids(
+    db: Database, now: datetime, channel: str, limit: int | None = None
+) -> list[int]:
     """Messages that may be sent now: new, failed and due for retry, or stale claims."""
     sql = (
         "SELECT id FROM messages WHERE channel = ? AND ("
@@ -84,10 +91,19 @@ def mark_sent(
                 " WHERE id IN (SELECT value FROM json_each(?))",
                 [iso(now), json.dumps(ids)],
             )
-        record(db, Event.MESSAGE_SENT, now, subject_type="message",
-               subject_id=message["id"], client_id=message["client_id"],
-               data={"kind": message["kind"], "channel": message["channel"],
-                     "checklists": ids})
+        record(
+            db,
+            Event.MESSAGE_SENT,
+            now,
+            subject_type="message",
+            subject_id=message["id"],
+            client_id=message["client_id"],
+            data={
+                "kind": message["kind"],
+                "channel": message["channel"],
+                "checklists": ids,
+            },
+        )
 
 
 def mark_failed(
@@ -101,10 +117,19 @@ def mark_failed(
             " next_attempt_at = ? WHERE id = ?",
             [attempts, error[:1000], iso(now + wait), message["id"]],
         )
-        record(db, Event.MESSAGE_FAILED, now, subject_type="message",
-               subject_id=message["id"], client_id=message["client_id"],
-               data={"kind": message["kind"], "error": error[:300],
-                     "final": attempts >= MAX_ATTEMPTS})
+        record(
+            db,
+            Event.MESSAGE_FAILED,
+            now,
+            subject_type="message",
+            subject_id=message["id"],
+            client_id=message["client_id"],
+            data={
+                "kind": message["kind"],
+                "error": error[:300],
+                "final": attempts >= MAX_ATTEMPTS,
+            },
+        )
 
 
 def deliver_email(

@@ -64,7 +64,9 @@ def due_date(due_day: int, today: date) -> date:
     candidate = _clamped(today.year, today.month, due_day)
     if candidate >= today:
         return candidate
-    year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
+    year, month = (
+        (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
+    )
     return _clamped(year, month, due_day)
 
 

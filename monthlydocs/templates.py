@@ -33,9 +33,7 @@ def check_slug(slug: str) -> str:
 
 def _check_fields(cadence: str | None, due_day: int | None) -> None:
     if cadence is not None and cadence not in CADENCES:
-        raise TemplateError(
-            f"Cadence {cadence!r} is not one of {', '.join(CADENCES)}"
-        )
+        raise TemplateError(f"Cadence {cadence!r} is not one of {', '.join(CADENCES)}")
     if due_day is not None and not 1 <= due_day <= 31:
         raise TemplateError(f"Due day {due_day} must be between 1 and 31")
 
@@ -96,7 +94,9 @@ def save_template(
             changes = {
                 key: value
                 for key, value in (
-                    ("name", name), ("cadence", cadence), ("due_day", due_day),
+                    ("name", name),
+                    ("cadence", cadence),
+                    ("due_day", due_day),
                     ("description", description),
                 )
                 if value is not None
@@ -107,16 +107,32 @@ def save_template(
             created = False
         else:
             if not name:
-                raise TemplateError(f"A new template needs a name (--name) for {slug!r}")
+                raise TemplateError(
+                    f"A new template needs a name (--name) for {slug!r}"
+                )
             template_id = db.execute(
                 "INSERT INTO templates (slug, name, description, cadence, due_day,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [slug, name, description or "", cadence or "monthly", due_day or 10,
-                 stamp, stamp],
+                [
+                    slug,
+                    name,
+                    description or "",
+                    cadence or "monthly",
+                    due_day or 10,
+                    stamp,
+                    stamp,
+                ],
             ).lastrowid
             created = True
-        record(db, Event.TEMPLATE_SAVED, now, actor=actor, subject_type="template",
-               subject_id=template_id, data={"slug": slug})
+        record(
+            db,
+            Event.TEMPLATE_SAVED,
+            now,
+            actor=actor,
+            subject_type="template",
+            subject_id=template_id,
+            data={"slug": slug},
+        )
     return template_id, created
 
 
@@ -165,8 +181,14 @@ def save_slot(
         slot_id = db.execute(
             "INSERT INTO template_slots (template_id, name, description, optional,"
             " multiple, position) VALUES (?, ?, ?, ?, ?, ?)",
-            [template["id"], name, description or "", int(bool(optional)),
-             int(bool(multiple)), position],
+            [
+                template["id"],
+                name,
+                description or "",
+                int(bool(optional)),
+                int(bool(multiple)),
+                position,
+            ],
         ).lastrowid
     return slot_id, True
 
@@ -193,14 +215,22 @@ def remove_template(db: Database, slug: str, now: datetime, actor: str = "cli") 
                 "UPDATE templates SET archived_at = ? WHERE id = ?",
                 [iso(now), template["id"]],
             )
-            db.execute("DELETE FROM assignments WHERE template_id = ?", [template["id"]])
+            db.execute(
+                "DELETE FROM assignments WHERE template_id = ?", [template["id"]]
+            )
             outcome = "archived"
         else:
             db.execute("DELETE FROM templates WHERE id = ?", [template["id"]])
             outcome = "deleted"
-        record(db, Event.TEMPLATE_REMOVED, now, actor=actor, subject_type="template",
-               subject_id=template["id"], data={"slug": template["slug"],
-                                                "outcome": outcome})
+        record(
+            db,
+            Event.TEMPLATE_REMOVED,
+            now,
+            actor=actor,
+            subject_type="template",
+            subject_id=template["id"],
+            data={"slug": template["slug"], "outcome": outcome},
+        )
     return outcome
 
 
@@ -221,7 +251,9 @@ def load_file(db: Database, path: Path, now: datetime) -> list[tuple[str, bool]]
         raise TemplateError(
             f"{path} has no [[template]] tables: see templates.example.toml"
         )
-    parsed = [_parse_entry(entry, index, path) for index, entry in enumerate(entries, 1)]
+    parsed = [
+        _parse_entry(entry, index, path) for index, entry in enumerate(entries, 1)
+    ]
     outcome = []
     with db.atomic():
         for fields, slot_list in parsed:
@@ -235,9 +267,15 @@ def load_file(db: Database, path: Path, now: datetime) -> list[tuple[str, bool]]
                 [template_id, *names],
             )
             for position, slot in enumerate(slot_list, 1):
-                save_slot(db, slug, slot["name"], description=slot["description"],
-                          optional=slot["optional"], multiple=slot["multiple"],
-                          position=position)
+                save_slot(
+                    db,
+                    slug,
+                    slot["name"],
+                    description=slot["description"],
+                    optional=slot["optional"],
+                    multiple=slot["multiple"],
+                    position=position,
+                )
             outcome.append((slug, created))
     return outcome
 
@@ -263,7 +301,9 @@ def _parse_entry(entry: Any, index: int, path: Path) -> tuple[dict, list[dict]]:
     _check_fields(fields["cadence"], fields["due_day"])
     raw_slots = entry.get("slot", [])
     if not isinstance(raw_slots, list) or not raw_slots:
-        raise TemplateError(f"{where} ({fields['slug']}) needs at least one [[template.slot]]")
+        raise TemplateError(
+            f"{where} ({fields['slug']}) needs at least one [[template.slot]]"
+        )
     slot_list = []
     for number, slot in enumerate(raw_slots, 1):
         if not isinstance(slot, dict) or not str(slot.get("name", "")).strip():
@@ -273,12 +313,14 @@ def _parse_entry(entry: Any, index: int, path: Path) -> tuple[dict, list[dict]]:
             raise TemplateError(
                 f"{where}, slot #{number}: unknown key(s) {', '.join(sorted(extra))}"
             )
-        slot_list.append({
-            "name": " ".join(str(slot["name"]).split()),
-            "description": str(slot.get("description", "")),
-            "optional": bool(slot.get("optional", False)),
-            "multiple": bool(slot.get("multiple", True)),
-        })
+        slot_list.append(
+            {
+                "name": " ".join(str(slot["name"]).split()),
+                "description": str(slot.get("description", "")),
+                "optional": bool(slot.get("optional", False)),
+                "multiple": bool(slot.get("multiple", True)),
+            }
+        )
     names = [slot["name"] for slot in slot_list]
     if len(set(names)) != len(names):
         raise TemplateError(f"{where} ({fields['slug']}) names a slot twice")

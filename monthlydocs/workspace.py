@@ -86,22 +86,58 @@ DEMO_FIRM = {
 
 # (name, email, phone, language, templates)
 DEMO_CLIENTS = [
-    ("Boulangerie Dupont", "marie@boulangerie-dupont.example", "06 12 34 56 78", "fr",
-     ["monthly", "vat"]),
-    ("Café Lumière SARL", "gerant@cafe-lumiere.example", "+33 6 98 76 54 32", "fr",
-     ["monthly"]),
-    ("Atelier Nguyen", "contact@atelier-nguyen.example", "", "fr", ["monthly", "payroll"]),
-    ("Müller Handwerk GmbH", "info@mueller-handwerk.example", "+49 151 23456789", "de",
-     ["monthly", "vat"]),
+    (
+        "Boulangerie Dupont",
+        "marie@boulangerie-dupont.example",
+        "06 12 34 56 78",
+        "fr",
+        ["monthly", "vat"],
+    ),
+    (
+        "Café Lumière SARL",
+        "gerant@cafe-lumiere.example",
+        "+33 6 98 76 54 32",
+        "fr",
+        ["monthly"],
+    ),
+    (
+        "Atelier Nguyen",
+        "contact@atelier-nguyen.example",
+        "",
+        "fr",
+        ["monthly", "payroll"],
+    ),
+    (
+        "Müller Handwerk GmbH",
+        "info@mueller-handwerk.example",
+        "+49 151 23456789",
+        "de",
+        ["monthly", "vat"],
+    ),
     ("Bäckerei Schneider", "anna@baeckerei-schneider.example", "", "de", ["monthly"]),
-    ("Green Leaf Consulting Ltd", "finance@greenleaf.example", "+44 7911 123456", "en",
-     ["monthly", "vat"]),
+    (
+        "Green Leaf Consulting Ltd",
+        "finance@greenleaf.example",
+        "+44 7911 123456",
+        "en",
+        ["monthly", "vat"],
+    ),
     ("Oak & Pine Studio", "hello@oakpine.example", "", "en", ["monthly"]),
-    ("Taller García S.L.", "admin@taller-garcia.example", "+34 612 34 56 78", "es",
-     ["monthly", "payroll"]),
+    (
+        "Taller García S.L.",
+        "admin@taller-garcia.example",
+        "+34 612 34 56 78",
+        "es",
+        ["monthly", "payroll"],
+    ),
     ("Peña Eventos", "lucia@pena-eventos.example", "", "es", ["monthly"]),
-    ("PT Sinar Jaya", "keuangan@sinarjaya.example", "+62 812-3456-789", "id",
-     ["monthly", "vat"]),
+    (
+        "PT Sinar Jaya",
+        "keuangan@sinarjaya.example",
+        "+62 812-3456-789",
+        "id",
+        ["monthly", "vat"],
+    ),
     ("Warung Bu Sari", "sari@warung-sari.example", "", "id", ["monthly"]),
     ("Studio Rossi", "giulia@studio-rossi.example", "", None, ["monthly"]),
 ]
@@ -127,8 +163,9 @@ def build_demo(folder: Path, now: datetime) -> tuple[Settings, object, object]:
         for name, email, phone, language, slugs in DEMO_CLIENTS:
             client_id = clients.add_client(
                 db,
-                clients.ClientInput(name=name, email=email, phone=phone,
-                                    language=language),
+                clients.ClientInput(
+                    name=name, email=email, phone=phone, language=language
+                ),
                 now,
                 region=settings.firm.country,
                 actor="demo",
@@ -137,8 +174,12 @@ def build_demo(folder: Path, now: datetime) -> tuple[Settings, object, object]:
                 clients.assign(db, [client_id], by_slug[slug]["id"], now, actor="demo")
         requests = [checklists.Request(template=t) for t in by_slug.values()]
         result = checklists.generate(
-            db, requests, now, today,
-            default_language=settings.firm.default_language, actor="demo",
+            db,
+            requests,
+            now,
+            today,
+            default_language=settings.firm.default_language,
+            actor="demo",
         )
         report = outbox.deliver_email(db, settings, now)
     finally:

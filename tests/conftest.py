@@ -64,7 +64,10 @@ class Cli:
         from monthlydocs.cli import app
 
         return self.runner.invoke(
-            app, ["--config", str(self.config), *args], input=input, env=env,
+            app,
+            ["--config", str(self.config), *args],
+            input=input,
+            env=env,
             catch_exceptions=False,
         )
 
@@ -79,10 +82,15 @@ def use_smtp(config: Path, port: int) -> None:
     from monthlydocs.workspace import set_value
 
     text = config.read_text(encoding="utf-8")
-    for key, value in (("backend", "smtp"), ("host", "127.0.0.1"), ("port", port),
-                       ("from_address", "office@dupont.example"),
-                       ("from_name", "Cabinet Dupont & Fils – Expertise"),
-                       ("reply_to", "jean@dupont.example"), ("timeout", 5)):
+    for key, value in (
+        ("backend", "smtp"),
+        ("host", "127.0.0.1"),
+        ("port", port),
+        ("from_address", "office@dupont.example"),
+        ("from_name", "Cabinet Dupont & Fils – Expertise"),
+        ("reply_to", "jean@dupont.example"),
+        ("timeout", 5),
+    ):
         text = set_value(text, "email", key, value)
     config.write_text(text, encoding="utf-8")
 
@@ -126,8 +134,10 @@ class SmtpSink:
         return "250 Message accepted for delivery"
 
     def parsed(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(raw, policy=email.policy.default)
-                for raw in self.messages]
+        return [
+            email.message_from_bytes(raw, policy=email.policy.default)
+            for raw in self.messages
+        ]
 
     def down(self) -> None:
         if self.running:

@@ -42,8 +42,16 @@ def test_invalid_phone_names_the_value(raw):
 
 @pytest.mark.parametrize(
     "raw, code",
-    [("fr", "fr"), ("FR-be", "fr"), ("Français", "fr"), ("Deutsch", "de"),
-     ("español", "es"), ("Bahasa Indonesia", "id"), ("English", "en"), ("", None)],
+    [
+        ("fr", "fr"),
+        ("FR-be", "fr"),
+        ("Français", "fr"),
+        ("Deutsch", "de"),
+        ("español", "es"),
+        ("Bahasa Indonesia", "id"),
+        ("English", "en"),
+        ("", None),
+    ],
 )
 def test_languages_from_codes_and_words(raw, code):
     assert clients.normalize_language(raw) == code
@@ -61,8 +69,13 @@ def test_invalid_email(raw):
 
 
 def test_add_and_find_by_id_email_and_name_part(db):
-    first = add(db, "Boulangerie Dupont", "Marie@Dupont.example", phone="0612345678",
-                language="fr")
+    first = add(
+        db,
+        "Boulangerie Dupont",
+        "Marie@Dupont.example",
+        phone="0612345678",
+        language="fr",
+    )
     add(db, "Café Lumière", "cafe@lumiere.example")
     row = clients.get_client(db, first)
     assert row["phone"] == "+33612345678"
@@ -90,13 +103,15 @@ def test_email_is_unique_whatever_the_case(db):
 
 def test_edit_changes_only_what_is_given(db):
     client_id = add(db, "A", "a@example.com", phone="0612345678")
-    diff = clients.update_client(db, client_id, {"language": "de", "name": None}, NOW,
-                                 region="FR")
+    diff = clients.update_client(
+        db, client_id, {"language": "de", "name": None}, NOW, region="FR"
+    )
     assert diff == {"language": "de"}
     row = clients.get_client(db, client_id)
     assert (row["name"], row["phone"], row["language"]) == ("A", "+33612345678", "de")
-    assert clients.update_client(db, client_id, {"language": "de"}, NOW,
-                                 region="FR") == {}
+    assert (
+        clients.update_client(db, client_id, {"language": "de"}, NOW, region="FR") == {}
+    )
 
 
 def test_archive_keeps_history(db):
@@ -126,11 +141,19 @@ def test_erase_deletes_rows_and_files(db, settings):
     assert counts == {"documents": 0, "checklists": 1, "messages": 1}
     assert not (settings.files_dir / clients.client_folder(client_id)).exists()
     for table in ("checklists", "messages"):
-        assert db.execute(f"SELECT count(*) FROM {table} WHERE client_id = ?",
-                          [client_id]).fetchone()[0] == 0
+        assert (
+            db.execute(
+                f"SELECT count(*) FROM {table} WHERE client_id = ?", [client_id]
+            ).fetchone()[0]
+            == 0
+        )
     assert db.execute("SELECT count(*) FROM checklist_items").fetchone()[0] == 1
-    assert db.execute("SELECT count(*) FROM events WHERE client_id = ?",
-                      [client_id]).fetchone()[0] == 0
+    assert (
+        db.execute(
+            "SELECT count(*) FROM events WHERE client_id = ?", [client_id]
+        ).fetchone()[0]
+        == 0
+    )
     assert clients.get_client(db, keep_id)["name"] == "B"
 
 

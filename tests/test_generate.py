@@ -19,8 +19,13 @@ def seed(db, *, languages=("fr", "de", None)):
     ids = []
     for number, language in enumerate(languages):
         client_id = clients.add_client(
-            db, clients.ClientInput(f"Client {number} Müller", f"c{number}@example.com",
-                                    language=language), NOW, region="FR")
+            db,
+            clients.ClientInput(
+                f"Client {number} Müller", f"c{number}@example.com", language=language
+            ),
+            NOW,
+            region="FR",
+        )
         clients.assign(db, [client_id], monthly["id"], NOW)
         ids.append(client_id)
     return ids
@@ -52,8 +57,9 @@ def test_tokens_are_long_random_and_unique(db):
 def test_dry_run_writes_nothing(db):
     seed(db)
     monthly = templates.get_template(db, "monthly")
-    result = checklists.generate(db, [checklists.Request(monthly)], NOW, NOW.date(),
-                                 dry_run=True)
+    result = checklists.generate(
+        db, [checklists.Request(monthly)], NOW, NOW.date(), dry_run=True
+    )
     assert result.created == 3
     assert db.execute("SELECT count(*) FROM checklists").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
@@ -72,8 +78,9 @@ def test_one_email_covers_every_checklist_of_the_run(db, settings):
     ids = seed(db, languages=["fr"])
     vat = templates.get_template(db, "vat")
     clients.assign(db, ids, vat["id"], NOW)
-    requests = [checklists.Request(templates.get_template(db, s)) for s in
-                ("monthly", "vat")]
+    requests = [
+        checklists.Request(templates.get_template(db, s)) for s in ("monthly", "vat")
+    ]
     result = checklists.generate(db, requests, NOW, NOW.date())
     assert result.created == 2 and result.messages_queued == 1
     report = outbox.deliver_email(db, settings, NOW)
@@ -89,14 +96,20 @@ def test_file_backend_writes_a_complete_rfc5322_message(cli, settings):
 
     db = open_db(settings.database_path)
     seed(db, languages=["en"])
-    assert cli("generate", "--template", "monthly", "--period", "2026-12").exit_code == 0
+    assert (
+        cli("generate", "--template", "monthly", "--period", "2026-12").exit_code == 0
+    )
     [eml] = list(settings.outbox_dir.glob("*.eml"))
     message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
     assert message["To"].addresses[0].display_name == "Client 0 Müller"
     assert message["Message-ID"] and message["Date"]
     assert message.get_body("plain") and message.get_body("html")
-    assert db.execute("SELECT count(*) FROM checklists WHERE link_sent_at IS NOT NULL"
-                      ).fetchone()[0] == 1
+    assert (
+        db.execute(
+            "SELECT count(*) FROM checklists WHERE link_sent_at IS NOT NULL"
+        ).fetchone()[0]
+        == 1
+    )
 
 
 def test_generate_emails_through_smtp_in_each_language(cli, settings, smtp_server):
@@ -104,8 +117,15 @@ def test_generate_emails_through_smtp_in_each_language(cli, settings, smtp_serve
     db = open_db(settings.database_path)
     seed(db, languages=["fr", "de", "es", "id", "en", None])
 
-    result = cli("generate", "--template", "monthly", "--period", "2026-12",
-                 "--due", "2026-12-10")
+    result = cli(
+        "generate",
+        "--template",
+        "monthly",
+        "--period",
+        "2026-12",
+        "--due",
+        "2026-12-10",
+    )
 
     assert result.exit_code == 0, result.output
     assert "Emails sent: 6, failed: 0" in result.output
@@ -123,7 +143,8 @@ def test_generate_emails_through_smtp_in_each_language(cli, settings, smtp_serve
     for message in messages:
         language = message["Content-Language"]
         assert message["From"].addresses[0].display_name == (
-            "Cabinet Dupont & Fils – Expertise")
+            "Cabinet Dupont & Fils – Expertise"
+        )
         assert message["From"].addresses[0].addr_spec == "office@dupont.example"
         assert message["Reply-To"].addresses[0].addr_spec == "jean@dupont.example"
         assert message["Date"] is not None
@@ -137,7 +158,9 @@ def test_generate_emails_through_smtp_in_each_language(cli, settings, smtp_serve
         assert due in plain and due in html
         links_plain = LINK_RE.findall(plain)
         assert links_plain and links_plain[0] in html
-    by_client = {m["To"].addresses[0].addr_spec: m["Content-Language"] for m in messages}
+    by_client = {
+        m["To"].addresses[0].addr_spec: m["Content-Language"] for m in messages
+    }
     assert by_client["c5@example.com"] == "en"  # no language: the firm's default
 
     again = cli("generate", "--template", "monthly", "--period", "2026-12")
@@ -234,16 +257,29 @@ def test_whatsapp_without_phone(cli, settings):
     db = open_db(settings.database_path)
     seed(db, languages=["en"])
     cli("generate", "--template", "monthly", "--period", "2026-12", "--no-send")
-    assert cli("link", "Client 0", "--whatsapp").stdout.startswith("https://wa.me/?text=")
+    assert cli("link", "Client 0", "--whatsapp").stdout.startswith(
+        "https://wa.me/?text="
+    )
 
 
 def test_status_counts_and_json(cli, settings):
     db = open_db(settings.database_path)
     ids = seed(db, languages=["en", "en"])
-    cli("generate", "--template", "monthly", "--period", "2026-12", "--no-send",
-        "--due", "2099-01-10")
-    db.execute("UPDATE checklists SET first_opened_at = '2026-12-02T10:00:00Z'"
-               " WHERE client_id = ?", [ids[0]])
+    cli(
+        "generate",
+        "--template",
+        "monthly",
+        "--period",
+        "2026-12",
+        "--no-send",
+        "--due",
+        "2099-01-10",
+    )
+    db.execute(
+        "UPDATE checklists SET first_opened_at = '2026-12-02T10:00:00Z'"
+        " WHERE client_id = ?",
+        [ids[0]],
+    )
     data = json.loads(cli("status", "--json").stdout)
     assert data["counts"]["opened"] == 1 and data["counts"]["not_opened"] == 1
     table = cli("status", "--period", "2026-12").stdout

@@ -14,8 +14,13 @@ def test_example_templates_load_with_their_slots(db):
     assert outcome == [("monthly", True), ("vat", True), ("payroll", True)]
     monthly = templates.get_template(db, "monthly")
     names = [s["name"] for s in templates.slots(db, monthly["id"])]
-    assert names == ["Bank statements", "Supplier invoices", "Sales invoices",
-                     "Expense receipts", "Payroll export"]
+    assert names == [
+        "Bank statements",
+        "Supplier invoices",
+        "Sales invoices",
+        "Expense receipts",
+        "Payroll export",
+    ]
     assert templates.get_template(db, "vat")["cadence"] == "quarterly"
     assert all(s["description"] for s in templates.slots(db, monthly["id"]))
 
@@ -34,7 +39,9 @@ def test_loading_again_updates_and_follows_the_file(db, tmp_path):
     assert vat["name"] == "VAT (quarterly)"
     rows = templates.slots(db, vat["id"])
     assert [(s["name"], s["description"]) for s in rows] == [
-        ("Purchase invoices", ""), ("Sales ledger", "New words")]
+        ("Purchase invoices", ""),
+        ("Sales ledger", "New words"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -43,11 +50,20 @@ def test_loading_again_updates_and_follows_the_file(db, tmp_path):
         ("nothing = 1", "has no [[template]] tables"),
         ('[[template]]\nslug = "x"\n', "needs a slug and a name"),
         ('[[template]]\nslug = "Bad Slug"\nname = "X"\n', "must be 1 to 40 lower-case"),
-        ('[[template]]\nslug = "x"\nname = "X"\ncadence = "weekly"\n'
-         '[[template.slot]]\nname = "A"\n', "Cadence 'weekly' is not one of"),
-        ('[[template]]\nslug = "x"\nname = "X"\n', "needs at least one [[template.slot]]"),
-        ('[[template]]\nslug = "x"\nname = "X"\n[[template.slot]]\nname = "A"\n'
-         '[[template.slot]]\nname = "A"\n', "names a slot twice"),
+        (
+            '[[template]]\nslug = "x"\nname = "X"\ncadence = "weekly"\n'
+            '[[template.slot]]\nname = "A"\n',
+            "Cadence 'weekly' is not one of",
+        ),
+        (
+            '[[template]]\nslug = "x"\nname = "X"\n',
+            "needs at least one [[template.slot]]",
+        ),
+        (
+            '[[template]]\nslug = "x"\nname = "X"\n[[template.slot]]\nname = "A"\n'
+            '[[template.slot]]\nname = "A"\n',
+            "names a slot twice",
+        ),
         ("[[template]\n", "is not valid TOML"),
     ],
 )
@@ -62,8 +78,9 @@ def test_bad_template_files_change_nothing(db, tmp_path, text, message):
 def test_editing_a_template_keeps_generated_checklists(db):
     templates.save_template(db, "vat", NOW, name="VAT", cadence="quarterly")
     templates.save_slot(db, "vat", "Sales ledger", description="Old words")
-    client_id = clients.add_client(db, clients.ClientInput("A", "a@example.com"), NOW,
-                                   region="FR")
+    client_id = clients.add_client(
+        db, clients.ClientInput("A", "a@example.com"), NOW, region="FR"
+    )
     vat = templates.get_template(db, "vat")
     clients.assign(db, [client_id], vat["id"], NOW)
     checklists.generate(db, [checklists.Request(vat, "2026-Q3")], NOW, NOW.date())
@@ -72,12 +89,17 @@ def test_editing_a_template_keeps_generated_checklists(db):
     templates.save_slot(db, "vat", "Purchase invoices")
     checklists.generate(db, [checklists.Request(vat, "2026-Q4")], NOW, NOW.date())
 
-    old, new = (db.execute("SELECT id FROM checklists WHERE period = ?", [p]).fetchone()[0]
-                for p in ("2026-Q3", "2026-Q4"))
+    old, new = (
+        db.execute("SELECT id FROM checklists WHERE period = ?", [p]).fetchone()[0]
+        for p in ("2026-Q3", "2026-Q4")
+    )
     assert [(i["name"], i["description"]) for i in checklists.items(db, old)] == [
-        ("Sales ledger", "Old words")]
+        ("Sales ledger", "Old words")
+    ]
     assert [(i["name"], i["description"]) for i in checklists.items(db, new)] == [
-        ("Sales ledger", "New words"), ("Purchase invoices", "")]
+        ("Sales ledger", "New words"),
+        ("Purchase invoices", ""),
+    ]
 
 
 def test_remove_deletes_unused_and_archives_used(db):
@@ -85,8 +107,9 @@ def test_remove_deletes_unused_and_archives_used(db):
     assert templates.remove_template(db, "a", NOW) == "deleted"
     templates.save_template(db, "b", NOW, name="B")
     templates.save_slot(db, "b", "Doc")
-    client_id = clients.add_client(db, clients.ClientInput("C", "c@example.com"), NOW,
-                                   region="FR")
+    client_id = clients.add_client(
+        db, clients.ClientInput("C", "c@example.com"), NOW, region="FR"
+    )
     b = templates.get_template(db, "b")
     clients.assign(db, [client_id], b["id"], NOW)
     checklists.generate(db, [checklists.Request(b)], NOW, NOW.date())
@@ -98,17 +121,26 @@ def test_remove_deletes_unused_and_archives_used(db):
 
 @pytest.mark.parametrize(
     "cadence, today, period",
-    [("monthly", date(2026, 12, 3), "2026-12"), ("quarterly", date(2026, 11, 30), "2026-Q4"),
-     ("quarterly", date(2026, 1, 1), "2026-Q1"), ("yearly", date(2026, 6, 1), "2026"),
-     ("once", date(2026, 6, 1), "once")],
+    [
+        ("monthly", date(2026, 12, 3), "2026-12"),
+        ("quarterly", date(2026, 11, 30), "2026-Q4"),
+        ("quarterly", date(2026, 1, 1), "2026-Q1"),
+        ("yearly", date(2026, 6, 1), "2026"),
+        ("once", date(2026, 6, 1), "once"),
+    ],
 )
 def test_current_period(cadence, today, period):
     assert current_period(cadence, today) == period
 
 
 @pytest.mark.parametrize(
-    "text, cadence", [("2026-13", "monthly"), ("2026-Q5", "quarterly"), ("26", "yearly"),
-                      ("2026-12", "quarterly")],
+    "text, cadence",
+    [
+        ("2026-13", "monthly"),
+        ("2026-Q5", "quarterly"),
+        ("26", "yearly"),
+        ("2026-12", "quarterly"),
+    ],
 )
 def test_bad_periods_say_the_expected_form(text, cadence):
     with pytest.raises(InvalidPeriod, match="write it like"):

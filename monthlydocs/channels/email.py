@@ -134,9 +134,13 @@ class SmtpEmailBackend:
                 f"SMTP login refused for {email.username}: {_answer(exc)}"
             ) from exc
         except smtplib.SMTPException as exc:
-            raise DeliveryError(f"SMTP server {host}:{port} said: {_answer(exc)}") from exc
+            raise DeliveryError(
+                f"SMTP server {host}:{port} said: {_answer(exc)}"
+            ) from exc
         except (OSError, ssl.SSLError) as exc:
-            raise DeliveryError(f"Cannot reach SMTP server {host}:{port}: {exc}") from exc
+            raise DeliveryError(
+                f"Cannot reach SMTP server {host}:{port}: {exc}"
+            ) from exc
         self._smtp = smtp
         return smtp
 
@@ -155,15 +159,19 @@ class SmtpEmailBackend:
                     f"Address refused by the server: {_answer(exc)}"
                 ) from exc
             except smtplib.SMTPResponseException as exc:
-                error = PermanentDeliveryError if 500 <= exc.smtp_code < 600 else (
-                    DeliveryError
+                error = (
+                    PermanentDeliveryError
+                    if 500 <= exc.smtp_code < 600
+                    else (DeliveryError)
                 )
                 raise error(f"SMTP server refused the message: {_answer(exc)}") from exc
             except (smtplib.SMTPException, OSError) as exc:
                 self._drop()
                 raise DeliveryError(f"SMTP error: {exc}") from exc
             if refused:
-                raise PermanentDeliveryError(f"Address refused by the server: {refused}")
+                raise PermanentDeliveryError(
+                    f"Address refused by the server: {refused}"
+                )
             self.report("message accepted by the server")
             return message["Message-ID"]
         raise AssertionError("unreachable")

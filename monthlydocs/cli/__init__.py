@@ -16,7 +16,6 @@ from typer.core import TyperGroup
 from ..errors import MonthlydocsError
 from ._context import Context
 
-
 # Typer's own exits and usage errors (it vendors click, so name them through typer).
 _PASS_THROUGH = (typer.Exit, typer.Abort, typer.BadParameter.__mro__[2])
 
@@ -36,8 +35,11 @@ class _Group(TyperGroup):
             raise
         except Exception as exc:
             # Not raised on purpose: still one line, with the details under --verbose.
-            _fail(ctx, f"unexpected {type(exc).__name__}: {exc} "
-                  "(run with --verbose for details)")
+            _fail(
+                ctx,
+                f"unexpected {type(exc).__name__}: {exc} "
+                "(run with --verbose for details)",
+            )
 
 
 def _fail(ctx, message: str) -> None:

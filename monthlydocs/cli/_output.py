@@ -47,4 +47,6 @@ def progress(total: int, description: str):
     """A progress bar on stderr, only when stderr is a terminal (not under cron)."""
     from rich.progress import Progress
 
-    return Progress(console=err_console, transient=True, disable=not err_console.is_terminal)
+    return Progress(
+        console=err_console, transient=True, disable=not err_console.is_terminal
+    )

@@ -6,7 +6,9 @@ import typer
 
 from .importing import import_clients
 
-app = typer.Typer(help="Add, list, edit, import and remove clients.", no_args_is_help=True)
+app = typer.Typer(
+    help="Add, list, edit, import and remove clients.", no_args_is_help=True
+)
 app.command("import")(import_clients)
 
 
@@ -18,9 +20,13 @@ def _obj(ctx: typer.Context):
 def add(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The client's name (company or person)."),
-    email: str = typer.Option(..., "--email", "-e", help="Where links and reminders go."),
+    email: str = typer.Option(
+        ..., "--email", "-e", help="Where links and reminders go."
+    ),
     phone: str = typer.Option(None, "--phone", "-p", help="Mobile number, for SMS."),
-    language: str = typer.Option(None, "--language", "-l", help="en, fr, de, es or id."),
+    language: str = typer.Option(
+        None, "--language", "-l", help="en, fr, de, es or id."
+    ),
     notes: str = typer.Option(None, "--notes", help="Free text for the firm."),
     template: list[str] = typer.Option(
         None, "--template", "-t", help="Assign this template (repeatable)."
@@ -40,7 +46,9 @@ def add(
     template_rows = [get_template(db, slug) for slug in template or []]
     with db.atomic():
         client_id = add_client(
-            db, ClientInput(name, email, phone, language, notes), now,
+            db,
+            ClientInput(name, email, phone, language, notes),
+            now,
             region=obj.settings.firm.country,
         )
         for row in template_rows:
@@ -51,10 +59,15 @@ def add(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    archived: bool = typer.Option(False, "--archived", help="Include archived clients."),
-    pending: bool = typer.Option(False, "--pending", help="Only self-registered clients "
-                                 "waiting for approval."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON instead of a table."
+    ),
+    archived: bool = typer.Option(
+        False, "--archived", help="Include archived clients."
+    ),
+    pending: bool = typer.Option(
+        False, "--pending", help="Only self-registered clients waiting for approval."
+    ),
 ) -> None:
     """List clients.
 
@@ -72,8 +85,18 @@ def list_(
     table(
         f"{len(rows)} clients",
         ["#", "Name", "Email", "Phone", "Lang", "Templates", "Status"],
-        [(r["id"], r["name"], r["email"], r["phone"], r["language"], r["templates"],
-          r["status"]) for r in rows],
+        [
+            (
+                r["id"],
+                r["name"],
+                r["email"],
+                r["phone"],
+                r["language"],
+                r["templates"],
+                r["status"],
+            )
+            for r in rows
+        ],
         justify={"#": "right"},
     )
 
@@ -93,26 +116,55 @@ def show(
     obj = _obj(ctx)
     db = obj.db
     row = obj.client(client)
-    for label, key in (("Client", "name"), ("Email", "email"), ("Phone", "phone"),
-                       ("Language", "language"), ("Notes", "notes"),
-                       ("Status", "status"), ("Added", "created_at")):
+    for label, key in (
+        ("Client", "name"),
+        ("Email", "email"),
+        ("Phone", "phone"),
+        ("Language", "language"),
+        ("Notes", "notes"),
+        ("Status", "status"),
+        ("Added", "created_at"),
+    ):
         say(f"{label + ':':10} {row[key] if row[key] is not None else '-'}")
-    slugs = [r["slug"] for r in db.query(
-        "SELECT t.slug FROM assignments a JOIN templates t ON t.id = a.template_id"
-        " WHERE a.client_id = ? ORDER BY t.slug", [row["id"]])]
+    slugs = [
+        r["slug"]
+        for r in db.query(
+            "SELECT t.slug FROM assignments a JOIN templates t ON t.id = a.template_id"
+            " WHERE a.client_id = ? ORDER BY t.slug",
+            [row["id"]],
+        )
+    ]
     say(f"{'Templates:':10} {', '.join(slugs) or '-'}")
-    lists = list(db.query(
-        "SELECT id, template_name, period, due_on, link_sent_at, completed_at"
-        " FROM checklists WHERE client_id = ? ORDER BY period DESC, id DESC",
-        [row["id"]]))
+    lists = list(
+        db.query(
+            "SELECT id, template_name, period, due_on, link_sent_at, completed_at"
+            " FROM checklists WHERE client_id = ? ORDER BY period DESC, id DESC",
+            [row["id"]],
+        )
+    )
     if lists:
-        table("Checklists", ["#", "Template", "Period", "Due", "Link sent", "Completed"],
-              [(r["id"], r["template_name"], r["period"], r["due_on"],
-                r["link_sent_at"] or "-", r["completed_at"] or "-") for r in lists])
+        table(
+            "Checklists",
+            ["#", "Template", "Period", "Due", "Link sent", "Completed"],
+            [
+                (
+                    r["id"],
+                    r["template_name"],
+                    r["period"],
+                    r["due_on"],
+                    r["link_sent_at"] or "-",
+                    r["completed_at"] or "-",
+                )
+                for r in lists
+            ],
+        )
     events = for_client(db, row["id"], limit=10)
     if events:
-        table("Recent activity", ["When", "What", "Who"],
-              [(e["at"], e["action"], e["actor"]) for e in events])
+        table(
+            "Recent activity",
+            ["When", "What", "Who"],
+            [(e["at"], e["action"], e["actor"]) for e in events],
+        )
 
 
 @app.command("edit")
@@ -134,10 +186,16 @@ def edit(
 
     obj = _obj(ctx)
     row = obj.client(client)
-    changes = {"name": name, "email": email, "phone": phone, "language": language,
-               "notes": notes}
-    diff = update_client(obj.db, row["id"], changes, obj.now(),
-                         region=obj.settings.firm.country)
+    changes = {
+        "name": name,
+        "email": email,
+        "phone": phone,
+        "language": language,
+        "notes": notes,
+    }
+    diff = update_client(
+        obj.db, row["id"], changes, obj.now(), region=obj.settings.firm.country
+    )
     if diff:
         say(f"Updated #{row['id']} {row['name']}: {', '.join(diff)}")
     else:
@@ -149,7 +207,8 @@ def remove(
     ctx: typer.Context,
     client: str = typer.Argument(..., help="Id, email or part of the name."),
     erase: bool = typer.Option(
-        False, "--erase",
+        False,
+        "--erase",
         help="Delete the client with all documents, files and messages (GDPR erasure).",
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask to confirm."),
@@ -165,17 +224,22 @@ def remove(
     row = obj.client(client)
     if not erase:
         archive_client(obj.db, row["id"], obj.now())
-        say(f"Archived #{row['id']} {row['name']}: no more checklists or reminders; "
-            "history kept.")
+        say(
+            f"Archived #{row['id']} {row['name']}: no more checklists or reminders; "
+            "history kept."
+        )
         return
     if not yes and not typer.confirm(
         f"Erase #{row['id']} {row['name']} with every document, file and message? "
-        "This cannot be undone", default=False,
+        "This cannot be undone",
+        default=False,
     ):
         raise typer.Exit(1)
     counts = erase_client(obj.db, row["id"], obj.settings.files_dir, obj.now())
-    say(f"Erased #{row['id']} {row['name']}: {counts['checklists']} checklists, "
-        f"{counts['documents']} documents, {counts['messages']} messages.")
+    say(
+        f"Erased #{row['id']} {row['name']}: {counts['checklists']} checklists, "
+        f"{counts['documents']} documents, {counts['messages']} messages."
+    )
 
 
 @app.command("assign")
@@ -208,5 +272,6 @@ def assign_(
         say(f"Unassigned {row['slug']} from {count} clients")
         return
     count = assign(db, ids, row["id"], obj.now())
-    say(f"Assigned {row['slug']} to {count} clients "
-        f"({len(ids) - count} already had it)")
+    say(
+        f"Assigned {row['slug']} to {count} clients ({len(ids) - count} already had it)"
+    )

@@ -30,16 +30,23 @@ def _parse_day(value: str | None) -> date | None:
 def generate(
     ctx: typer.Context,
     template: str = typer.Option(
-        None, "--template", "-t",
+        None,
+        "--template",
+        "-t",
         help="Template slug. Without it: every template whose current period has no "
         "checklists yet (what cron runs on the 1st).",
     ),
-    period: str = typer.Option(None, "--period", help="2026-12, 2026-Q4, 2026 or once."),
+    period: str = typer.Option(
+        None, "--period", help="2026-12, 2026-Q4, 2026 or once."
+    ),
     due: str = typer.Option(None, "--due", help="Due date, e.g. 2026-12-10."),
-    client: list[str] = typer.Option(None, "--client", "-c",
-                                     help="Only these clients (repeatable)."),
+    client: list[str] = typer.Option(
+        None, "--client", "-c", help="Only these clients (repeatable)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be done."),
-    no_send: bool = typer.Option(False, "--no-send", help="Create checklists, send nothing."),
+    no_send: bool = typer.Option(
+        False, "--no-send", help="Create checklists, send nothing."
+    ),
 ) -> None:
     """Create this period's checklists and email each client their portal link.
 
@@ -48,7 +55,7 @@ def generate(
 
     Example: monthlydocs generate --template vat --period 2026-Q4
     """
-    from .. import checklists, outbox
+    from .. import checklists
     from ..templates import get_template
     from ._output import say, table
 
@@ -58,25 +65,41 @@ def generate(
     if period and not template:
         raise typer.BadParameter("--period needs --template")
     templates = (
-        [get_template(db, template)] if template else checklists.templates_due(db, today)
+        [get_template(db, template)]
+        if template
+        else checklists.templates_due(db, today)
     )
     client_ids = [obj.client(ref)["id"] for ref in client] if client else None
     requests = [checklists.Request(t, period, due_on) for t in templates]
     result = checklists.generate(
-        db, requests, now, today, client_ids=client_ids, send=not no_send,
-        dry_run=dry_run, default_language=obj.settings.firm.default_language,
+        db,
+        requests,
+        now,
+        today,
+        client_ids=client_ids,
+        send=not no_send,
+        dry_run=dry_run,
+        default_language=obj.settings.firm.default_language,
     )
     report = None
     if not dry_run and not no_send:
         report = _deliver(db, obj.settings, now)
-    rows = [(o.slug, o.period, o.due_on.isoformat(), o.created, o.already)
-            for o in result.outcomes]
+    rows = [
+        (o.slug, o.period, o.due_on.isoformat(), o.created, o.already)
+        for o in result.outcomes
+    ]
     title = "Would create (dry run)" if dry_run else "Generated"
-    table(title, ["Template", "Period", "Due", "Created", "Already there"], rows,
-          justify={"Created": "right", "Already there": "right"})
+    table(
+        title,
+        ["Template", "Period", "Due", "Created", "Already there"],
+        rows,
+        justify={"Created": "right", "Already there": "right"},
+    )
     if not result.created and not template:
-        say("Nothing to generate: every template in use already has checklists for "
-            "its current period.")
+        say(
+            "Nothing to generate: every template in use already has checklists for "
+            "its current period."
+        )
     if report is not None:
         say(f"Emails sent: {report.sent}, failed: {report.failed}")
         for _id, recipient, error in report.errors[:10]:
@@ -109,10 +132,12 @@ def link(
     client: str = typer.Argument(..., help="Id, email or part of the name."),
     template: str = typer.Option(None, "--template", "-t"),
     period: str = typer.Option(None, "--period"),
-    whatsapp: bool = typer.Option(False, "--whatsapp",
-                                  help="Print a WhatsApp share link instead."),
-    rotate: bool = typer.Option(False, "--rotate",
-                                help="Replace the token: the old link stops working."),
+    whatsapp: bool = typer.Option(
+        False, "--whatsapp", help="Print a WhatsApp share link instead."
+    ),
+    rotate: bool = typer.Option(
+        False, "--rotate", help="Replace the token: the old link stops working."
+    ),
 ) -> None:
     """Print a client's portal link, and nothing else (for scripts).
 
@@ -133,8 +158,12 @@ def link(
     url = links.link_for(obj.settings.portal.base_url, token)
     if whatsapp:
         language = pick_language(row["language"], obj.settings.firm.default_language)
-        text = gettext(language, "Hello %(name)s, here is your link to send your "
-                       "documents: %(link)s", name=row["name"], link=url)
+        text = gettext(
+            language,
+            "Hello %(name)s, here is your link to send your documents: %(link)s",
+            name=row["name"],
+            link=url,
+        )
         url = links.whatsapp_url(row["phone"], text)
     typer.echo(url)
 
@@ -156,27 +185,69 @@ def status(
     obj = _obj(ctx)
     db = obj.db
     template_id = get_template(db, template)["id"] if template else None
-    counts, rows = checklists.status(db, obj.today(), period=period,
-                                     template_id=template_id)
+    counts, rows = checklists.status(
+        db, obj.today(), period=period, template_id=template_id
+    )
     failed = outbox.failed_messages(db)
     if as_json:
-        print_json({"counts": counts, "checklists": rows,
-                    "failed_messages": [{k: m[k] for k in ("id", "client", "recipient",
-                                                           "kind", "attempts",
-                                                           "last_error")}
-                                        for m in failed]})
+        print_json(
+            {
+                "counts": counts,
+                "checklists": rows,
+                "failed_messages": [
+                    {
+                        k: m[k]
+                        for k in (
+                            "id",
+                            "client",
+                            "recipient",
+                            "kind",
+                            "attempts",
+                            "last_error",
+                        )
+                    }
+                    for m in failed
+                ],
+            }
+        )
         return
     say("  ".join(f"{state.replace('_', ' ')}: {n}" for state, n in counts.items()))
-    table(None, ["Client", "Template", "Period", "Due", "Received", "Link sent",
-                 "Opened", "State"],
-          [(r["client"], r["template"], r["period"], r["due_on"],
-            f"{r['received']}/{r['required']}", _day(r["link_sent_at"]),
-            _day(r["first_opened_at"]), r["state"].replace("_", " ")) for r in rows],
-          justify={"Received": "right"})
+    table(
+        None,
+        [
+            "Client",
+            "Template",
+            "Period",
+            "Due",
+            "Received",
+            "Link sent",
+            "Opened",
+            "State",
+        ],
+        [
+            (
+                r["client"],
+                r["template"],
+                r["period"],
+                r["due_on"],
+                f"{r['received']}/{r['required']}",
+                _day(r["link_sent_at"]),
+                _day(r["first_opened_at"]),
+                r["state"].replace("_", " "),
+            )
+            for r in rows
+        ],
+        justify={"Received": "right"},
+    )
     if failed:
-        table("Messages not sent", ["Client", "To", "Kind", "Attempts", "Error"],
-              [(m["client"], m["recipient"], m["kind"], m["attempts"], m["last_error"])
-               for m in failed])
+        table(
+            "Messages not sent",
+            ["Client", "To", "Kind", "Attempts", "Error"],
+            [
+                (m["client"], m["recipient"], m["kind"], m["attempts"], m["last_error"])
+                for m in failed
+            ],
+        )
 
 
 def _day(stamp: str | None) -> str:
@@ -191,7 +262,7 @@ def email_test(
 
     Example: monthlydocs email-test me@example.com
     """
-    from ..channels.email import build_message, backend_for
+    from ..channels.email import backend_for, build_message
     from ..clients import normalize_email
     from ..errors import DeliveryError
     from ..messages import Composed
@@ -209,8 +280,9 @@ def email_test(
     steps = []
     say(f"Backend: {settings.email.backend}")
     try:
-        with backend_for(settings, report=lambda step: (steps.append(step), say(
-                f"  ok: {step}"))) as backend:
+        with backend_for(
+            settings, report=lambda step: (steps.append(step), say(f"  ok: {step}"))
+        ) as backend:
             where = backend.send(message)
     except DeliveryError as exc:
         done = f" (after: {steps[-1]})" if steps else ""

@@ -19,7 +19,9 @@ def add(
     slug: str = typer.Argument(..., help="Short name used in commands, e.g. vat."),
     name: str = typer.Option(..., "--name", "-n", help="Name clients see."),
     cadence: str = typer.Option("monthly", help="monthly, quarterly, yearly or once."),
-    due_day: int = typer.Option(10, "--due-day", help="Day of the month documents are due."),
+    due_day: int = typer.Option(
+        10, "--due-day", help="Day of the month documents are due."
+    ),
     description: str = typer.Option("", "--description", "-d"),
 ) -> None:
     """Create a template (or update it if the slug exists).
@@ -30,8 +32,15 @@ def add(
     from ._output import say
 
     obj = _obj(ctx)
-    _id, created = save_template(obj.db, slug, obj.now(), name=name, cadence=cadence,
-                                 due_day=due_day, description=description)
+    _id, created = save_template(
+        obj.db,
+        slug,
+        obj.now(),
+        name=name,
+        cadence=cadence,
+        due_day=due_day,
+        description=description,
+    )
     say(f"{'Created' if created else 'Updated'} template {slug.lower()}")
 
 
@@ -40,11 +49,13 @@ def slot(
     ctx: typer.Context,
     slug: str = typer.Argument(..., help="Template slug."),
     name: str = typer.Argument(..., help="Document name, e.g. 'Bank statements'."),
-    description: str = typer.Option(None, "--description", "-d",
-                                     help="What the client should send, in their words."),
+    description: str = typer.Option(
+        None, "--description", "-d", help="What the client should send, in their words."
+    ),
     optional: bool = typer.Option(None, "--optional/--required"),
-    multiple: bool = typer.Option(None, "--multiple/--single",
-                                  help="Whether several files are allowed."),
+    multiple: bool = typer.Option(
+        None, "--multiple/--single", help="Whether several files are allowed."
+    ),
     remove: bool = typer.Option(False, "--remove", help="Remove this slot."),
 ) -> None:
     """Add a document slot to a template, change it, or --remove it.
@@ -59,8 +70,9 @@ def slot(
         remove_slot(db, slug, name)
         say(f"Removed slot {name!r} from {slug}")
         return
-    _id, created = save_slot(db, slug, name, description=description,
-                             optional=optional, multiple=multiple)
+    _id, created = save_slot(
+        db, slug, name, description=description, optional=optional, multiple=multiple
+    )
     say(f"{'Added' if created else 'Updated'} slot {name!r} in {slug}")
 
 
@@ -74,10 +86,21 @@ def list_(ctx: typer.Context) -> None:
     from ._output import table
 
     rows = list_templates(_obj(ctx).db)
-    table(f"{len(rows)} templates", ["Slug", "Name", "Cadence", "Due day", "Slots",
-                                     "Clients"],
-          [(r["slug"], r["name"], r["cadence"], r["due_day"], r["slot_count"],
-            r["client_count"]) for r in rows])
+    table(
+        f"{len(rows)} templates",
+        ["Slug", "Name", "Cadence", "Due day", "Slots", "Clients"],
+        [
+            (
+                r["slug"],
+                r["name"],
+                r["cadence"],
+                r["due_day"],
+                r["slot_count"],
+                r["client_count"],
+            )
+            for r in rows
+        ],
+    )
 
 
 @app.command("show")
@@ -94,9 +117,20 @@ def show(ctx: typer.Context, slug: str = typer.Argument(...)) -> None:
     say(f"{row['name']} ({row['slug']}): {row['cadence']}, due on day {row['due_day']}")
     if row["description"]:
         say(row["description"])
-    table(None, ["#", "Slot", "Description", "Optional", "Multiple"],
-          [(s["position"], s["name"], s["description"], "yes" if s["optional"] else "",
-            "yes" if s["multiple"] else "") for s in slots(db, row["id"])])
+    table(
+        None,
+        ["#", "Slot", "Description", "Optional", "Multiple"],
+        [
+            (
+                s["position"],
+                s["name"],
+                s["description"],
+                "yes" if s["optional"] else "",
+                "yes" if s["multiple"] else "",
+            )
+            for s in slots(db, row["id"])
+        ],
+    )
 
 
 @app.command("remove")

@@ -28,8 +28,10 @@ def init(
     say(f"  database       {settings.database_path}")
     say(f"  documents      {settings.files_dir}")
     say(f"  outbox         {settings.outbox_dir}")
-    say("Next: edit [firm] and [email] in the configuration, then "
-        "`monthlydocs template load templates.example.toml`.")
+    say(
+        "Next: edit [firm] and [email] in the configuration, then "
+        "`monthlydocs template load templates.example.toml`."
+    )
 
 
 def demo(
@@ -49,15 +51,17 @@ def demo(
     import shutil
 
     from ..workspace import build_demo
-    from ._output import say, table
+    from ._output import say
 
     obj = ctx.find_root().obj
     if reset and (folder / "monthlydocs.toml").exists():
         shutil.rmtree(folder)
     settings, result, report = build_demo(folder, obj.now())
     say(f"Demo workspace: {folder} (configuration {settings.path})")
-    say(f"{result.created} checklists created; {report.sent} emails written to "
-        f"{settings.outbox_dir}")
+    say(
+        f"{result.created} checklists created; {report.sent} emails written to "
+        f"{settings.outbox_dir}"
+    )
     from ..checklists import status
     from ..db import open_db
     from ..links import link_for
@@ -67,10 +71,8 @@ def demo(
 
     _counts, rows = status(db, local_date(obj.now(), settings.firm.timezone))
     tokens = {r["id"]: r["token"] for r in db.query("SELECT id, token FROM checklists")}
-    table(
-        "Portal links",
-        ["Client", "Template", "Period", "Link"],
-        [(r["client"], r["template"], r["period"],
-          link_for(settings.portal.base_url, tokens[r["id"]])) for r in rows],
-    )
+    say("Portal links (one per checklist):")
+    for r in rows:
+        url = link_for(settings.portal.base_url, tokens[r["id"]])
+        say(f"  {r['client']} ({r['template']} {r['period']}): {url}")
     say(f"Try: monthlydocs --config {settings.path} status")

@@ -8,7 +8,7 @@ only the context.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ class Composed:
     html: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def _environment(language: str, html: bool):
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 

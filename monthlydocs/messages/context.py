@@ -36,7 +36,9 @@ def checklist_context(
         "due_label": format_day(date.fromisoformat(checklist["due_on"]), language),
         "link": links.link_for(settings.portal.base_url, checklist["token"]),
         "documents": item_rows,
-        "missing": [row for row in item_rows if row["state"] in ("to_send", "rejected")],
+        "missing": [
+            row for row in item_rows if row["state"] in ("to_send", "rejected")
+        ],
     }
 
 
