@@ -364,6 +364,11 @@ _STATUS_SQL = """
 SELECT c.id, c.client_id, cl.name AS client, cl.email, cl.phone, t.slug AS template,
        c.template_name, c.period, c.due_on, c.created_at, c.link_sent_at,
        c.first_opened_at, c.last_opened_at, c.open_count, c.completed_at,
+       c.escalated_at, t.reminder_days,
+       (SELECT max(r.step) FROM reminder_steps r WHERE r.checklist_id = c.id
+           AND r.outcome != 'skipped') AS last_step,
+       (SELECT group_concat(r.step) FROM reminder_steps r
+           WHERE r.checklist_id = c.id) AS recorded_steps,
        sum(CASE WHEN i.optional = 0 THEN 1 ELSE 0 END) AS required,
        sum(CASE WHEN i.optional = 0 AND i.state IN ('received', 'approved',
            'not_applicable') THEN 1 ELSE 0 END) AS received,

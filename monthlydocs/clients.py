@@ -419,3 +419,23 @@ def unassign(db: Database, client_ids: list[int], template_id: int) -> int:
                 [client_id, template_id],
             ).rowcount
     return removed
+
+
+def set_paused(
+    db: Database, client_id: int, paused: bool, now: datetime, actor: str = "cli"
+) -> None:
+    """Stop (or restart) a client's automatic reminders."""
+    with db.atomic():
+        db.execute(
+            "UPDATE clients SET reminders_paused_at = ? WHERE id = ?",
+            [iso(now) if paused else None, client_id],
+        )
+        record(
+            db,
+            Event.REMINDERS_PAUSED if paused else Event.REMINDERS_RESUMED,
+            now,
+            actor=actor,
+            subject_type="client",
+            subject_id=client_id,
+            client_id=client_id,
+        )

@@ -36,6 +36,14 @@ SCHEMA: dict[str, dict[str, tuple[Any, str]]] = {
     "portal": {
         "base_url": ("http://127.0.0.1:8000", "Public address of the portal"),
         "link_grace_days": (30, "Days a link keeps accepting uploads after completion"),
+        "logo": (
+            "",
+            "Image file shown at the top of the portal (PNG, JPEG, WebP, SVG)",
+        ),
+        "self_registration": (True, "Let new clients register through the invite link"),
+        "failed_link_limit": ("20 per hour", "Unknown links one address may try"),
+        "registration_limit": ("5 per hour", "Registrations one address may send"),
+        "trusted_proxies": (0, "Reverse proxies in front that set X-Forwarded-For"),
     },
     "email": {
         "backend": ("file", "file (writes .eml into outbox/) or smtp"),
@@ -54,6 +62,29 @@ SCHEMA: dict[str, dict[str, tuple[Any, str]]] = {
         "days": ([3, 5, 7], "Days after the link was sent when reminders go out"),
         "send_hours": ("08:00-19:00", "Local hours during which messages are sent"),
         "weekdays_only": (False, "Send reminders on Monday to Friday only"),
+        "sms_days": (
+            [7],
+            "Reminder days that also send an SMS to clients with a phone",
+        ),
+        "min_hours_between": (20, "Fewest hours between two reminders to one client"),
+    },
+    "sms": {
+        "backend": ("none", "none, file (writes .txt into outbox/) or twilio"),
+        "account_sid": ("", "Twilio account SID"),
+        "auth_token": ("", "Twilio auth token (prefer auth_token_env)"),
+        "auth_token_env": ("", "Name of an environment variable holding the token"),
+        "from_number": ("", "Sending number in E.164, or use messaging_service_sid"),
+        "messaging_service_sid": ("", "Twilio messaging service SID"),
+        "api_url": ("", "Twilio API address; empty for Twilio's own"),
+    },
+    "notifications": {
+        "email": ("", "Where the firm's notifications go; empty for none"),
+        "on": (["completed", "digest"], "completed, uploaded and/or digest"),
+        "digest_at": ("08:00", "Local time of the daily digest"),
+    },
+    "daemon": {
+        "remind_every_minutes": (15, "How often the daemon runs the reminders"),
+        "generate_at": ("07:00", "Local time the daemon generates new periods"),
     },
     "storage": {
         "database": ("monthlydocs.db", "SQLite database file"),
@@ -201,14 +232,15 @@ def _check(section: str, key: str, value: Any, where: object) -> Any:
     if expected is int and isinstance(value, bool):
         ok = False
     elif expected is list:
+        item = type(default[0]) if default else int
         ok = isinstance(value, list) and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
+            isinstance(v, item) and not isinstance(v, bool) for v in value
         )
     else:
         ok = isinstance(value, expected)
     if not ok:
         kind = {str: "text", int: "a whole number", bool: "true or false"}.get(
-            expected, "a list of whole numbers"
+            expected, "a list"
         )
         raise ConfigError(f"{section}.{key} in {where} must be {kind}, not {value!r}")
     return value
@@ -234,7 +266,8 @@ def _parse_env(name: str, raw: str, default: Any) -> Any:
         if isinstance(default, int):
             return int(raw)
         if isinstance(default, list):
-            return [int(part) for part in raw.replace(" ", "").split(",") if part]
+            item = type(default[0]) if default else int
+            return [item(part) for part in raw.replace(" ", "").split(",") if part]
     except ValueError:
         raise ConfigError(f"Environment variable {name}={raw!r} is not valid") from None
     return raw
@@ -263,6 +296,18 @@ def _validate(values: dict[str, dict[str, Any]]) -> None:
     if any(day < 0 for day in values["reminders"]["days"]):
         raise ConfigError("reminders.days must not be negative")
     parse_send_hours(values["reminders"]["send_hours"])
+    for section, key in (("notifications", "digest_at"), ("daemon", "generate_at")):
+        parse_clock(values[section][key], f"{section}.{key}")
+    if values["sms"]["backend"] not in {"none", "file", "twilio"}:
+        raise ConfigError('sms.backend must be "none", "file" or "twilio"')
+    unknown = set(values["notifications"]["on"]) - {"completed", "uploaded", "digest"}
+    if unknown:
+        raise ConfigError(
+            f"notifications.on may hold completed, uploaded and digest, not "
+            f"{', '.join(sorted(unknown))}"
+        )
+    if values["daemon"]["remind_every_minutes"] < 1:
+        raise ConfigError("daemon.remind_every_minutes must be at least 1")
 
 
 def parse_send_hours(text: str) -> tuple[int, int]:
@@ -286,3 +331,11 @@ def _minutes(text: str) -> int:
     if not 0 <= value <= 24 * 60 or not 0 <= int(minutes) < 60:
         raise ValueError(text)
     return value
+
+
+def parse_clock(text: str, name: str) -> int:
+    """'08:00' -> minutes since midnight, or ConfigError naming the setting."""
+    try:
+        return _minutes(text)
+    except ValueError:
+        raise ConfigError(f"{name} {text!r} must be a time like 08:00") from None

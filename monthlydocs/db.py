@@ -195,6 +195,28 @@ def _initial(db: Database) -> None:
     )
 
 
+@migrations(name="0002_reminders")
+def _reminders(db: Database) -> None:
+    _run_statements(
+        db,
+        """
+        ALTER TABLE clients ADD COLUMN reminders_paused_at TEXT;
+        ALTER TABLE templates ADD COLUMN reminder_days TEXT;
+        ALTER TABLE checklists ADD COLUMN escalated_at TEXT;
+        ALTER TABLE messages ADD COLUMN claimed_by TEXT;
+        CREATE TABLE reminder_steps (
+            checklist_id INTEGER NOT NULL REFERENCES checklists (id) ON DELETE CASCADE,
+            step INTEGER NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('sent', 'skipped', 'manual')),
+            message_id INTEGER REFERENCES messages (id) ON DELETE SET NULL,
+            decided_at TEXT NOT NULL,
+            PRIMARY KEY (checklist_id, step)
+        );
+        CREATE INDEX messages_client_kind ON messages (client_id, kind, created_at);
+        """,
+    )
+
+
 def _run_statements(db: Database, script: str) -> None:
     # executescript() would COMMIT first and break the migration's transaction.
     for statement in script.split(";\n"):

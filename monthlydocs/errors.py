@@ -66,7 +66,11 @@ class ImportFileError(MonthlydocsError):
 
 
 class DeliveryError(MonthlydocsError):
-    """A message could not be handed to its channel."""
+    """A message could not be handed to its channel; a later run may succeed."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The channel refused the message for good (a bad address): no retry."""
 
 
 class UploadError(MonthlydocsError):
@@ -93,3 +97,7 @@ class LinkNotFound(MonthlydocsError):
 
 class ItemLocked(MonthlydocsError):
     """The item or document has been reviewed and can no longer be changed by the client."""
+
+
+class DaemonRunning(MonthlydocsError):
+    """Another `monthlydocs daemon` holds the workspace's lock."""

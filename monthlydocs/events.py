@@ -31,6 +31,9 @@ class Event(StrEnum):
     DOCUMENT_REMOVED = "document:removed"
     ITEM_NOT_APPLICABLE = "item:not_applicable"
     ITEM_REOPENED = "item:reopened"
+    REMINDER_QUEUED = "reminder:queued"
+    REMINDERS_PAUSED = "client:reminders_paused"
+    REMINDERS_RESUMED = "client:reminders_resumed"
     MESSAGE_SENT = "message:sent"
     MESSAGE_FAILED = "message:failed"
 

@@ -1,15 +1,18 @@
 """Outgoing messages: claim, send, mark, retry.
 
 Each message is a row before it is anything else. A run claims a row with a conditional
-UPDATE (committed before the message leaves), hands it to the channel, then marks it sent.
-Two overlapping runs can never claim the same row; a run killed between claim and mark
-leaves one row in "sending", which a later run takes back after ``STALE_CLAIM`` (that one
-message is the only one that may arrive twice).
+UPDATE, committed before the message leaves; hands it to the channel; then marks it sent.
+Two overlapping runs can never claim the same row. A run killed between claim and mark
+leaves its one row in "sending": the next run on this machine sees that the claiming
+process is gone and takes the row back (elsewhere, after ``STALE_CLAIM``). That one
+message is the only one that may arrive twice.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,9 +21,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from .config import Settings
-from .errors import DeliveryError
+from .errors import DeliveryError, PermanentDeliveryError
 from .events import Event, record
-from .timeutil import iso
+from .timeutil import iso, parse_iso
 
 MAX_ATTEMPTS = 6
 # Wait before attempt n+1 after n failures. The first retry is allowed at once so that a
@@ -33,6 +36,11 @@ BACKOFF = [
     timedelta(hours=12),
 ]
 STALE_CLAIM = timedelta(minutes=15)
+CHANNELS = ("email", "sms")
+
+_DUE_SQL = (
+    "state = 'pending' OR (state = 'failed' AND attempts < ? AND next_attempt_at <= ?)"
+)
 
 
 @dataclass
@@ -41,37 +49,82 @@ class DeliveryReport:
     failed: int = 0
     errors: list[tuple[int, str, str]] = field(default_factory=list)  # (id, to, error)
 
+    def add(self, other: DeliveryReport) -> None:
+        self.sent += other.sent
+        self.failed += other.failed
+        self.errors.extend(other.errors)
+
+
+def claimer() -> str:
+    """Who holds a claim: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claimer_gone(claimed_by: str | None) -> bool:
+    """True when the claim was made by a process of this host that no longer runs."""
+    host, _, pid = (claimed_by or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
 
 def due_ids(
     db: Database, now: datetime, channel: str, limit: int | None = None
 ) -> list[int]:
-    """Messages that may be sent now: new, failed and due for retry, or stale claims."""
-    sql = (
-        "SELECT id FROM messages WHERE channel = ? AND ("
-        " state = 'pending'"
-        " OR (state = 'failed' AND attempts < ? AND next_attempt_at <= ?)"
-        " OR (state = 'sending' AND claimed_at <= ?)) ORDER BY id"
-    )
-    params: list[Any] = [channel, MAX_ATTEMPTS, iso(now), iso(now - STALE_CLAIM)]
-    if limit:
-        sql += " LIMIT ?"
-        params.append(limit)
-    return [row[0] for row in db.execute(sql, params)]
+    """Messages that may be sent now: new, failed and due for retry, or abandoned."""
+    ids = [
+        row[0]
+        for row in db.execute(
+            f"SELECT id FROM messages WHERE channel = ? AND ({_DUE_SQL}) ORDER BY id",
+            [channel, MAX_ATTEMPTS, iso(now)],
+        )
+    ]
+    for message_id, claimed_at, claimed_by in db.execute(
+        "SELECT id, claimed_at, claimed_by FROM messages"
+        " WHERE channel = ? AND state = 'sending'",
+        [channel],
+    ):
+        if _abandoned(claimed_at, claimed_by, now):
+            ids.append(message_id)
+    ids.sort()
+    return ids[:limit] if limit else ids
+
+
+def _abandoned(claimed_at: str | None, claimed_by: str | None, now: datetime) -> bool:
+    stamp = parse_iso(claimed_at)
+    return stamp is None or stamp <= now - STALE_CLAIM or _claimer_gone(claimed_by)
 
 
 def claim(db: Database, message_id: int, now: datetime) -> dict[str, Any] | None:
     """Take a message for sending; None if another run has it or it is no longer due."""
     with db.atomic():
-        row = db.execute(
-            "UPDATE messages SET state = 'sending', claimed_at = ?, attempts = attempts + 1"
-            " WHERE id = ? AND (state = 'pending'"
-            "  OR (state = 'failed' AND attempts < ? AND next_attempt_at <= ?)"
-            "  OR (state = 'sending' AND claimed_at <= ?))"
-            " RETURNING *",
-            [iso(now), message_id, MAX_ATTEMPTS, iso(now), iso(now - STALE_CLAIM)],
+        current = db.execute(
+            "SELECT state, claimed_at, claimed_by FROM messages WHERE id = ?",
+            [message_id],
+        ).fetchone()
+        if current is None:
+            return None
+        if current[0] == "sending":
+            if not _abandoned(current[1], current[2], now):
+                return None
+            guard, params = "state = 'sending' AND claimed_by IS ?", [current[2]]
+        else:
+            guard, params = f"({_DUE_SQL})", [MAX_ATTEMPTS, iso(now)]
+        cursor = db.execute(
+            "UPDATE messages SET state = 'sending', claimed_at = ?, claimed_by = ?,"
+            f" attempts = attempts + 1 WHERE id = ? AND {guard} RETURNING *",
+            [iso(now), claimer(), message_id, *params],
         )
-        columns = [c[0] for c in row.description]
-        found = row.fetchone()
+        columns = [c[0] for c in cursor.description]
+        found = cursor.fetchone()
     return dict(zip(columns, found, strict=True)) if found else None
 
 
@@ -110,7 +163,7 @@ def mark_failed(
     db: Database, message: dict[str, Any], now: datetime, error: str, permanent: bool
 ) -> None:
     attempts = MAX_ATTEMPTS if permanent else message["attempts"]
-    wait = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)] if attempts else timedelta(0)
+    wait = BACKOFF[min(max(attempts - 1, 0), len(BACKOFF) - 1)]
     with db.atomic():
         db.execute(
             "UPDATE messages SET state = 'failed', attempts = ?, last_error = ?,"
@@ -126,37 +179,45 @@ def mark_failed(
             client_id=message["client_id"],
             data={
                 "kind": message["kind"],
+                "channel": message["channel"],
                 "error": error[:300],
                 "final": attempts >= MAX_ATTEMPTS,
             },
         )
 
 
-def deliver_email(
+def deliver(
     db: Database,
     settings: Settings,
     now: datetime,
+    channel: str,
     *,
     backend=None,
     limit: int | None = None,
     on_message: Callable[[dict[str, Any], str | None], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> DeliveryReport:
-    """Send every email that is due, over one connection; failures are recorded."""
-    from .channels.email import PermanentDeliveryError, backend_for
+    """Send every due message of one channel over one connection; record failures.
+
+    ``should_stop`` is asked between messages, so a stop request lets the message in
+    flight finish and leaves the rest for the next run.
+    """
+    from .compose import build_for_channel, open_backend
 
     report = DeliveryReport()
-    ids = due_ids(db, now, "email", limit)
+    ids = due_ids(db, now, channel, limit)
     if not ids:
         return report
-    with backend or backend_for(settings) as channel:
+    with backend or open_backend(settings, channel) as sender:
         for message_id in ids:
+            if should_stop and should_stop():
+                break
             message = claim(db, message_id, now)
             if message is None:
                 continue
             error = None
             try:
-                email = build_email(db, settings, message)
-                provider_id = channel.send(email)
+                provider_id = sender.send(build_for_channel(db, settings, message))
             except DeliveryError as exc:
                 error = str(exc)
                 permanent = isinstance(exc, PermanentDeliveryError)
@@ -171,32 +232,40 @@ def deliver_email(
     return report
 
 
-def build_email(db: Database, settings: Settings, message: dict[str, Any]):
-    """Compose the message row's email now, from the current state of its checklists."""
-    from .channels.email import PermanentDeliveryError, build_message
-    from .clients import get_client
-    from .errors import ClientNotFound
-    from .messages import compose
-    from .messages.context import link_context
+def deliver_email(
+    db: Database, settings: Settings, now: datetime, **options
+) -> DeliveryReport:
+    return deliver(db, settings, now, "email", **options)
 
-    try:
-        client = get_client(db, message["client_id"])
-    except ClientNotFound:
-        raise PermanentDeliveryError("the client no longer exists") from None
-    if client["status"] == "archived":
-        raise PermanentDeliveryError("the client is archived")
-    ids = json.loads(message["checklist_ids"])
-    if message["kind"] == "link":
-        context = link_context(db, settings, client, ids, message["language"])
-    else:
-        raise PermanentDeliveryError(f"unknown kind of message {message['kind']!r}")
-    composed = compose(message["kind"], message["language"], context)
-    return build_message(
-        settings, client["name"], message["recipient"], composed, message["language"]
-    )
+
+def deliver_all(
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    on_message: Callable[[dict[str, Any], str | None], None] | None = None,
+) -> DeliveryReport:
+    """Every due message on every channel (SMS only when a backend is configured)."""
+    report = DeliveryReport()
+    for channel in CHANNELS:
+        if channel == "sms" and settings.sms.backend == "none":
+            continue
+        report.add(
+            deliver(
+                db,
+                settings,
+                now,
+                channel,
+                should_stop=should_stop,
+                on_message=on_message,
+            )
+        )
+    return report
 
 
 def failed_messages(db: Database) -> list[dict[str, Any]]:
+    """Messages that will not be retried any more, or not yet: for `status`."""
     return list(
         db.query(
             "SELECT m.*, c.name AS client FROM messages m"

@@ -109,6 +109,7 @@ class SmtpSink:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.connections = 0
         self.refuse: str | None = None
+        self.drop_after: int | None = None
         self.lock = threading.Lock()
         self.port = _free_port()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
@@ -128,6 +129,11 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.drop_after is not None and len(self.messages) >= self.drop_after:
+            # Hang up instead of answering: the client must reconnect and resend.
+            self.drop_after = None
+            server.transport.close()
+            return "421 closing"
         with self.lock:
             self.messages.append(envelope.original_content)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))

@@ -17,12 +17,8 @@ from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import DeliveryError
+from ..errors import DeliveryError, PermanentDeliveryError
 from ..messages import Composed
-
-
-class PermanentDeliveryError(DeliveryError):
-    """The server refused the message for good (bad address): retrying will not help."""
 
 
 def build_message(

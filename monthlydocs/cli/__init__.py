@@ -80,12 +80,13 @@ def _root(
 
 
 def _register() -> None:
-    from . import clients, generate, templates, workspace
+    from . import clients, generate, remind, templates, workspace
 
     workspace.register(app)
     app.add_typer(clients.app, name="client")
     app.add_typer(templates.app, name="template")
     generate.register(app)
+    remind.register(app, clients.app)
 
 
 _register()

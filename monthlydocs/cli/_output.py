@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -11,8 +12,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=False)
-err_console = Console(stderr=True, highlight=False)
+
+def _width(stream) -> int | None:
+    """Terminals give their own width; logs and pipes get room for whole table rows."""
+    if stream.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return 160
+
+
+console = Console(highlight=False, soft_wrap=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
 def table(
@@ -23,9 +32,17 @@ def table(
     justify: dict[str, str] | None = None,
 ) -> None:
     justify = justify or {}
-    out = Table(title=title, title_justify="left", show_lines=False)
-    for column in columns:
-        out.add_column(column, justify=justify.get(column, "left"), overflow="fold")
+    from rich import box
+
+    out = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for position, column in enumerate(columns):
+        # The first column (a name) may wrap; the others are short values kept whole.
+        out.add_column(
+            column,
+            justify=justify.get(column, "left"),
+            overflow="fold",
+            no_wrap=position > 0,
+        )
     for row in rows:
         out.add_row(*("" if value is None else str(value) for value in row))
     console.print(out)

@@ -178,7 +178,7 @@ def status(
 
     Example: monthlydocs status --period 2026-12
     """
-    from .. import checklists, outbox
+    from .. import checklists, outbox, reminders
     from ..templates import get_template
     from ._output import print_json, say, table
 
@@ -188,11 +188,12 @@ def status(
     counts, rows = checklists.status(
         db, obj.today(), period=period, template_id=template_id
     )
+    reminders.annotate(rows, obj.settings)
     failed = outbox.failed_messages(db)
     if as_json:
         print_json(
             {
-                "counts": counts,
+                "counts": {**counts, "to_call": sum(r["to_call"] for r in rows)},
                 "checklists": rows,
                 "failed_messages": [
                     {
@@ -201,6 +202,7 @@ def status(
                             "id",
                             "client",
                             "recipient",
+                            "channel",
                             "kind",
                             "attempts",
                             "last_error",
@@ -211,7 +213,10 @@ def status(
             }
         )
         return
-    say("  ".join(f"{state.replace('_', ' ')}: {n}" for state, n in counts.items()))
+    summary = "  ".join(
+        f"{state.replace('_', ' ')}: {n}" for state, n in counts.items()
+    )
+    say(f"{summary}  to call: {sum(r['to_call'] for r in rows)}")
     table(
         None,
         [
@@ -222,6 +227,8 @@ def status(
             "Received",
             "Link sent",
             "Opened",
+            "Reminders",
+            "Next",
             "State",
         ],
         [
@@ -233,7 +240,9 @@ def status(
                 f"{r['received']}/{r['required']}",
                 _day(r["link_sent_at"]),
                 _day(r["first_opened_at"]),
-                r["state"].replace("_", " "),
+                f"{r['last_step'] or 0}/{r['steps']}",
+                r["next_reminder_on"] or "-",
+                r["state"].replace("_", " ") + (" - call" if r["to_call"] else ""),
             )
             for r in rows
         ],
@@ -242,9 +251,16 @@ def status(
     if failed:
         table(
             "Messages not sent",
-            ["Client", "To", "Kind", "Attempts", "Error"],
+            ["Client", "To", "Channel", "Kind", "Attempts", "Error"],
             [
-                (m["client"], m["recipient"], m["kind"], m["attempts"], m["last_error"])
+                (
+                    m["client"],
+                    m["recipient"],
+                    m["channel"],
+                    m["kind"],
+                    m["attempts"],
+                    m["last_error"],
+                )
                 for m in failed
             ],
         )

@@ -1,0 +1,195 @@
+"""`monthlydocs remind` (cron), `monthlydocs send` (a reminder now), pause and resume."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer, clients_app: typer.Typer) -> None:
+    app.command("remind")(remind)
+    app.command("send")(send)
+    clients_app.command("pause")(pause)
+    clients_app.command("resume")(resume)
+
+
+def _obj(ctx: typer.Context):
+    return ctx.find_root().obj
+
+
+def _as_of(obj, text: str | None):
+    if not text:
+        return obj.now()
+    from ..timeutil import parse_moment
+
+    try:
+        return parse_moment(text, obj.settings.firm.timezone)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a date and time like 2026-12-06T10:00"
+        ) from None
+
+
+def remind(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would be sent; change nothing."
+    ),
+    as_of: str = typer.Option(
+        None,
+        "--as-of",
+        help="Apply the rules at this moment, e.g. 2026-12-06T10:00 (firm's local "
+        "time unless it has an offset).",
+    ),
+    client: str = typer.Option(None, "--client", "-c", help="Only this client."),
+) -> None:
+    """Send the reminders that are due now, the firm's notifications, and retry
+    messages that failed earlier. Safe to run from cron every few minutes.
+
+    Example: monthlydocs remind --dry-run --as-of 2026-12-06T10:00
+    """
+    from .. import reminders
+    from ._output import say
+
+    obj = _obj(ctx)
+    db, settings = obj.db, obj.settings
+    now = _as_of(obj, as_of)
+    client_id = obj.client(client)["id"] if client else None
+    if dry_run:
+        _show_plan(reminders.plan(db, settings, now, client_id), db, now)
+        return
+    report = reminders.run(db, settings, now, client_id=client_id)
+    queued, delivery = report.queued, report.delivery
+    say(
+        f"Reminded {queued.reminded} clients ({queued.steps} steps, {queued.skipped} "
+        f"missed steps skipped, {queued.escalated} now to call, {queued.sms} SMS); "
+        f"{report.notifications} notifications; sent {delivery.sent}, failed "
+        f"{delivery.failed}."
+    )
+    if delivery.failed:
+        for _id, recipient, error in delivery.errors[:10]:
+            typer.echo(f"  {recipient}: {error}", err=True)
+        typer.echo(
+            f"Error: {delivery.failed} messages could not be sent (first: "
+            f"{delivery.errors[0][2]}); they will be retried by the next run.",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+def _show_plan(plan, db, now) -> None:
+    from .. import outbox
+    from ._output import say, table
+
+    names = {
+        r[0]: (r[1], r[2])
+        for r in db.execute("SELECT c.id, c.template_name, c.period FROM checklists c")
+    }
+    rows = []
+    for client_plan in plan.clients:
+        for decision in client_plan.decisions:
+            name, period = names[decision.checklist_id]
+            rows.append(
+                (
+                    client_plan.client["name"],
+                    f"{name} {period}",
+                    f"{decision.step}{' (last)' if decision.last else ''}",
+                    ", ".join(map(str, decision.skip)) or "-",
+                    "email + SMS" if client_plan.sms else "email",
+                )
+            )
+    table(
+        "Would send (dry run)",
+        ["Client", "Checklist", "Step", "Skipped steps", "Channel"],
+        rows,
+    )
+    if plan.held:
+        table(
+            "Held back",
+            ["Client", "Why"],
+            [(client["name"], why) for client, why in plan.held],
+        )
+    retries = sum(len(outbox.due_ids(db, now, channel)) for channel in outbox.CHANNELS)
+    say(
+        f"{len(plan.clients)} clients would be reminded; {retries} queued or failed "
+        "messages would be (re)sent."
+    )
+
+
+def send(
+    ctx: typer.Context,
+    client: str = typer.Argument(..., help="Id, email or part of the name."),
+    template: str = typer.Option(None, "--template", "-t"),
+    period: str = typer.Option(None, "--period"),
+) -> None:
+    """Send a reminder to one client now, whatever the hour; it counts as the next
+    step of their sequence.
+
+    Example: monthlydocs send dupont --template vat
+    """
+    from .. import checklists, outbox, reminders
+    from ..errors import MonthlydocsError
+    from ..templates import get_template
+    from ._output import say
+
+    obj = _obj(ctx)
+    db, settings, now = obj.db, obj.settings, obj.now()
+    row = obj.client(client)
+    if template or period:
+        template_id = get_template(db, template)["id"] if template else None
+        targets = [checklists.find_for_client(db, row["id"], template_id, period)]
+    else:
+        targets = [
+            c
+            for c in db.query(
+                "SELECT * FROM checklists WHERE client_id = ? AND completed_at IS NULL"
+                " AND archived_at IS NULL AND link_sent_at IS NOT NULL",
+                [row["id"]],
+            )
+        ]
+    if not targets:
+        raise MonthlydocsError(
+            f"{row['name']} has no open checklist whose link was sent: nothing to "
+            "remind them of"
+        )
+    count = reminders.queue_manual(db, settings, now, row, [c["id"] for c in targets])
+    report = outbox.deliver_all(db, settings, now)
+    if report.failed:
+        raise MonthlydocsError(
+            f"The reminder could not be sent ({report.errors[0][2]}); the next "
+            "`monthlydocs remind` will retry it"
+        )
+    say(f"Reminder sent to {row['name']} for {count} checklist(s).")
+
+
+def pause(
+    ctx: typer.Context,
+    client: str = typer.Argument(..., help="Id, email or part of the name."),
+) -> None:
+    """Stop a client's automatic reminders until `client resume`.
+
+    Example: monthlydocs client pause dupont
+    """
+    from ..clients import set_paused
+    from ._output import say
+
+    obj = _obj(ctx)
+    row = obj.client(client)
+    set_paused(obj.db, row["id"], True, obj.now())
+    say(f"Reminders paused for #{row['id']} {row['name']}.")
+
+
+def resume(
+    ctx: typer.Context,
+    client: str = typer.Argument(..., help="Id, email or part of the name."),
+) -> None:
+    """Restart a client's automatic reminders.
+
+    Example: monthlydocs client resume dupont
+    """
+    from ..clients import set_paused
+    from ._output import say
+
+    obj = _obj(ctx)
+    row = obj.client(client)
+    set_paused(obj.db, row["id"], False, obj.now())
+    say(f"Reminders resumed for #{row['id']} {row['name']}.")

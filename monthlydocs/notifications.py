@@ -1,0 +1,132 @@
+"""The firm's own notifications: a checklist completed, new uploads, the daily digest.
+
+They are derived from what happened (events and documents) each time a run looks, and
+queued as messages whose dedupe key says what they cover, so looking twice never queues
+twice and a run that was missed is caught up by the next one.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlite_utils import Database
+
+from .config import Settings, parse_clock
+from .timeutil import iso
+
+UPLOAD_WINDOW = timedelta(minutes=15)
+LOOK_BACK = timedelta(days=7)
+
+
+def queue_due(db: Database, settings: Settings, now: datetime) -> int:
+    """Queue every notification that is due; returns how many were new."""
+    address = settings.notifications.email
+    if not address:
+        return 0
+    wanted = set(settings.notifications.on)
+    language = settings.firm.default_language
+    rows: list[tuple] = []
+    if "completed" in wanted:
+        rows += _completed(db, now, address, language)
+    if "uploaded" in wanted:
+        rows += _uploaded(db, now, address, language)
+    if "digest" in wanted:
+        rows += _digest(settings, now, address, language)
+    if not rows:
+        return 0
+    with db.atomic():
+        before = db.conn.total_changes
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO messages (channel, client_id, recipient, kind,"
+            " language, checklist_ids, dedupe_key, created_at, next_attempt_at)"
+            " VALUES ('email', ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return db.conn.total_changes - before
+
+
+def _completed(db: Database, now: datetime, address: str, language: str) -> list[tuple]:
+    stamp = iso(now)
+    return [
+        (
+            client_id,
+            address,
+            "notify_completed",
+            language,
+            json.dumps([checklist_id]),
+            f"notify:completed:{checklist_id}",
+            stamp,
+            stamp,
+        )
+        for checklist_id, client_id in db.execute(
+            "SELECT DISTINCT e.subject_id, e.client_id FROM events e"
+            " JOIN checklists c ON c.id = e.subject_id"
+            " WHERE e.action = 'checklist:completed' AND e.at >= ?"
+            " AND c.completed_at IS NOT NULL",
+            [iso(now - LOOK_BACK)],
+        )
+    ]
+
+
+def upload_window(moment: datetime) -> tuple[datetime, datetime]:
+    """The fixed 15-minute window an upload falls in (so batches never overlap)."""
+    seconds = int(UPLOAD_WINDOW.total_seconds())
+    start = datetime.fromtimestamp(
+        moment.timestamp() // seconds * seconds, moment.tzinfo
+    )
+    return start, start + UPLOAD_WINDOW
+
+
+def _uploaded(db: Database, now: datetime, address: str, language: str) -> list[tuple]:
+    """One notification per client per closed 15-minute window with uploads in it."""
+    from .timeutil import parse_iso
+
+    stamp = iso(now)
+    batches: dict[tuple[int, str], set[int]] = {}
+    for client_id, checklist_id, uploaded_at in db.execute(
+        "SELECT c.client_id, c.id, d.uploaded_at FROM documents d"
+        " JOIN checklist_items i ON i.id = d.item_id"
+        " JOIN checklists c ON c.id = i.checklist_id WHERE d.uploaded_at >= ?",
+        [iso(now - LOOK_BACK)],
+    ):
+        start, end = upload_window(parse_iso(uploaded_at))
+        if end > now:
+            continue  # the window is still open: more files may come
+        batches.setdefault((client_id, iso(start)), set()).add(checklist_id)
+    return [
+        (
+            client_id,
+            address,
+            "notify_uploaded",
+            language,
+            json.dumps(sorted(ids)),
+            f"notify:uploaded:{client_id}:{start}",
+            stamp,
+            stamp,
+        )
+        for (client_id, start), ids in batches.items()
+    ]
+
+
+def _digest(
+    settings: Settings, now: datetime, address: str, language: str
+) -> list[tuple]:
+    local = now.astimezone(ZoneInfo(settings.firm.timezone))
+    minute = parse_clock(settings.notifications.digest_at, "notifications.digest_at")
+    if local.hour * 60 + local.minute < minute:
+        return []
+    stamp = iso(now)
+    return [
+        (
+            None,
+            address,
+            "digest",
+            language,
+            "[]",
+            f"digest:{local.date().isoformat()}",
+            stamp,
+            stamp,
+        )
+    ]
