@@ -14,7 +14,7 @@ from sqlite_utils import Database
 from .config import Settings
 from .errors import ClientNotFound, PermanentDeliveryError
 
-CLIENT_KINDS = ("link", "reminder")
+CLIENT_KINDS = ("link", "reminder", "rejection")
 FIRM_KINDS = ("notify_completed", "notify_uploaded", "digest")
 
 
@@ -61,6 +61,7 @@ def _context(
     client = _client(db, message["client_id"])
     if kind == "link":
         return contexts.link_context(db, settings, client, ids, language)
+    # A rejection shows the same picture as a reminder: what to send again and why.
     return contexts.reminder_context(db, settings, client, message, language)
 
 

@@ -91,6 +91,10 @@ SCHEMA: dict[str, dict[str, tuple[Any, str]]] = {
         "files": ("files", "Folder for uploaded documents"),
         "outbox": ("outbox", "Folder for the file email backend"),
         "max_upload_mb": (25, "Largest file a client may upload, in MB"),
+        "retention_years": (
+            10,
+            "Years documents are kept before `purge` may delete them",
+        ),
     },
 }
 

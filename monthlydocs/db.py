@@ -217,6 +217,27 @@ def _reminders(db: Database) -> None:
     )
 
 
+@migrations(name="0003_staff")
+def _staff(db: Database) -> None:
+    _run_statements(
+        db,
+        """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            password_hash TEXT NOT NULL,
+            language TEXT,
+            created_at TEXT NOT NULL,
+            last_login_at TEXT
+        );
+        CREATE UNIQUE INDEX users_email ON users (email COLLATE NOCASE);
+        CREATE INDEX documents_item ON documents (item_id);
+        CREATE INDEX checklists_client ON checklists (client_id);
+        """,
+    )
+
+
 def _run_statements(db: Database, script: str) -> None:
     # executescript() would COMMIT first and break the migration's transaction.
     for statement in script.split(";\n"):

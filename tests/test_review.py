@@ -1,0 +1,263 @@
+"""Review, export, purge and staff users, from the core and the command line."""
+
+import csv
+import hashlib
+import io
+import zipfile
+
+import pytest
+
+from conftest import NOW, use_smtp
+from monthlydocs import checklists, clients, export, portal, review, storage, templates
+from monthlydocs.errors import MonthlydocsError
+from monthlydocs.users import LoginFailed, WeakPassword, add_user, authenticate
+from monthlydocs.workspace import example_templates_path
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+@pytest.fixture
+def desk(settings, db):
+    """Two clients on `monthly`, with a few uploaded documents."""
+    templates.load_file(db, example_templates_path(), NOW)
+    monthly = templates.get_template(db, "monthly")
+    ids = [
+        clients.add_client(
+            db, clients.ClientInput(name, email, language=lang), NOW, region="FR"
+        )
+        for name, email, lang in (
+            ("Müller GmbH", "m@mueller.example", "de"),
+            ("Boulangerie Dupont", "d@dupont.example", "fr"),
+        )
+    ]
+    clients.assign(db, ids, monthly["id"], NOW)
+    checklists.generate(db, [checklists.Request(monthly)], NOW, NOW.date(), send=False)
+    return settings, db, ids
+
+
+def upload(settings, db, client_id, slot, name, content=PDF):
+    checklist = next(
+        db.query("SELECT * FROM checklists WHERE client_id = ?", [client_id])
+    )
+    item = next(
+        db.query(
+            "SELECT id FROM checklist_items WHERE checklist_id = ? AND name = ?",
+            [checklist["id"], slot],
+        )
+    )
+    incoming = storage.receive(io.BytesIO(content), settings.files_dir, 10 << 20, name)
+    return portal.upload(db, settings, checklist, item["id"], incoming, NOW).document
+
+
+def item_state(db, document_id):
+    return db.execute(
+        "SELECT i.state, i.note FROM documents d JOIN checklist_items i"
+        " ON i.id = d.item_id WHERE d.id = ?",
+        [document_id],
+    ).fetchone()
+
+
+def test_approve_and_reject_set_item_states(desk):
+    settings, db, (mueller, _dupont) = desk
+    first = upload(settings, db, mueller, "Bank statements", "a.pdf")
+    second = upload(settings, db, mueller, "Bank statements", "b.pdf", PDF + b"2")
+    review.approve(db, first["id"], "anne", NOW)
+    assert item_state(db, first["id"]) == ("received", None)  # b.pdf still waits
+    review.reject(db, settings, second["id"], "  Page 2   is missing ", "anne", NOW)
+    assert item_state(db, first["id"]) == ("approved", None)
+    only = upload(settings, db, mueller, "Sales invoices", "s.pdf", PDF + b"3")
+    review.reject(db, settings, only["id"], "Wrong month", "anne", NOW)
+    assert item_state(db, only["id"]) == ("rejected", "Wrong month")
+    assert review.get_document(db, second["id"])["review_note"] == "Page 2 is missing"
+    with pytest.raises(MonthlydocsError, match="needs a note"):
+        review.reject(db, settings, first["id"], "  ", "anne", NOW)
+
+
+def test_rejection_emails_the_client_in_their_language(desk, cli, smtp_server):
+    settings, db, (mueller, _dupont) = desk
+    use_smtp(cli.config, smtp_server.port)
+    document = upload(settings, db, mueller, "Bank statements", "kontoauszug.pdf")
+    result = cli("reject", str(document["id"]), "--note", "Seite 2 fehlt")
+    assert result.exit_code == 0, result.output
+    assert "the client was emailed" in result.stdout
+    [message] = smtp_server.parsed()
+    assert message["To"].addresses[0].addr_spec == "m@mueller.example"
+    assert message["Content-Language"] == "de"
+    plain = message.get_body("plain").get_content()
+    assert "Seite 2 fehlt" in plain and "Bank statements" in plain
+    assert "/c/" in plain
+
+
+def test_rejection_reopens_a_completed_checklist(desk):
+    settings, db, (mueller, _dupont) = desk
+    documents = [
+        upload(settings, db, mueller, slot, f"{n}.pdf", PDF + bytes([n]))
+        for n, slot in enumerate(
+            ("Bank statements", "Supplier invoices", "Sales invoices")
+        )
+    ]
+    checklist_id = db.execute(
+        "SELECT id FROM checklists WHERE client_id = ?", [mueller]
+    ).fetchone()[0]
+    assert checklists.get_checklist(db, checklist_id)["completed_at"]
+    review.reject(db, settings, documents[0]["id"], "Unreadable", "anne", NOW)
+    assert checklists.get_checklist(db, checklist_id)["completed_at"] is None
+
+
+def test_review_command_lists_documents(desk, cli):
+    settings, db, (mueller, _dupont) = desk
+    document = upload(settings, db, mueller, "Bank statements", "auszug.pdf")
+    listing = cli("review", "müller").stdout
+    assert "auszug.pdf" in listing and "pending" in listing
+    assert cli("approve", str(document["id"])).exit_code == 0
+    assert "approved" in cli("review", "müller").stdout
+    missing = cli("approve", "999")
+    assert missing.exit_code == 1 and "No document #999" in missing.stderr
+
+
+def test_export_zip_matches_its_manifest(desk, cli, tmp_path):
+    settings, db, (mueller, dupont) = desk
+    upload(settings, db, mueller, "Bank statements", "auszug.pdf")
+    upload(settings, db, mueller, "Bank statements", "auszug.pdf", PDF + b"other")
+    upload(settings, db, dupont, "Expense receipts", "=cmd|calc.pdf", PDF + b"x")
+    target = tmp_path / "out" / "december.zip"
+    result = cli("export", "--period", "2026-12", "--out", str(target))
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(target) as archive:
+        assert archive.testzip() is None
+        names = archive.namelist()
+        manifest = list(
+            csv.DictReader(
+                io.StringIO(archive.read("manifest.csv").decode("utf-8-sig"))
+            )
+        )
+        assert sorted(row["file"] for row in manifest) == sorted(
+            n for n in names if n != "manifest.csv"
+        )
+        for row in manifest:
+            data = archive.read(row["file"])
+            assert hashlib.sha256(data).hexdigest() == row["sha256"]
+            assert len(data) == int(row["size"])
+    assert "Müller GmbH/2026-12/Monthly bookkeeping/Bank statements/auszug.pdf" in names
+    assert (
+        "Müller GmbH/2026-12/Monthly bookkeeping/Bank statements/auszug (2).pdf"
+        in names
+    )
+    dupont_row = next(r for r in manifest if r["client"] == "Boulangerie Dupont")
+    assert dupont_row["file"].endswith("=cmd_calc.pdf")
+    assert not list(tmp_path.glob("out/*.part"))
+
+
+def test_export_folder_and_filters(desk, cli, tmp_path):
+    settings, db, (mueller, dupont) = desk
+    approved = upload(settings, db, mueller, "Bank statements", "a.pdf")
+    upload(settings, db, dupont, "Bank statements", "b.pdf", PDF + b"b")
+    review.approve(db, approved["id"], "anne", NOW)
+    result = cli("export", "--approved-only", "--dir", str(tmp_path / "folder"))
+    assert result.exit_code == 0, result.output
+    files = sorted(
+        p.relative_to(tmp_path / "folder").as_posix()
+        for p in (tmp_path / "folder").rglob("*")
+        if p.is_file()
+    )
+    assert files == [
+        "Müller GmbH/2026-12/Monthly bookkeeping/Bank statements/a.pdf",
+        "manifest.csv",
+    ]
+    only = cli("export", "--client", "dupont", "--out", str(tmp_path / "d.zip"))
+    assert "Exported 1 documents" in only.stdout
+    nothing = cli("export", "--period", "2020-01", "--out", str(tmp_path / "x.zip"))
+    assert nothing.exit_code == 1 and "No documents match" in nothing.stderr
+    both = cli("export", "--out", "a.zip", "--dir", "b")
+    assert both.exit_code != 0
+
+
+def test_manifest_never_writes_formulas():
+    row = {
+        "client": '=HYPERLINK("x")',
+        "email": "a@b.c",
+        "template": "T",
+        "period": "2026-12",
+        "slot": "+1",
+        "size": 1,
+        "sha256": "0",
+        "uploaded_at": "",
+        "review_state": "pending",
+        "review_note": "@x",
+    }
+    text = export.manifest([export.Entry("a", None, row)]).decode("utf-8-sig")
+    parsed = list(csv.reader(io.StringIO(text)))[1]
+    assert parsed[0].startswith("'=") and parsed[4] == "'+1" and parsed[10] == "'@x"
+
+
+def test_purge_respects_retention_and_deletes_files(desk, cli):
+    settings, db, (mueller, _dupont) = desk
+    document = upload(settings, db, mueller, "Bank statements", "old.pdf")
+    db.execute(
+        "UPDATE checklists SET period = '2014-03', completed_at = ?"
+        " WHERE client_id = ?",
+        ["2014-04-01T00:00:00Z", mueller],
+    )
+    db.conn.commit()
+    path = settings.files_dir / document["stored_path"]
+    assert path.exists()
+    too_recent = cli("purge", "--before", "2026-01")
+    assert too_recent.exit_code == 1 and "kept 10 years" in too_recent.stderr
+    preview = cli("purge", "--before", "2015-01", "--dry-run")
+    assert "1 checklists, 1 documents" in preview.stdout and path.exists()
+    done = cli("purge", "--before", "2015-01", "--yes")
+    assert done.exit_code == 0 and not path.exists()
+    assert (
+        db.execute(
+            "SELECT count(*) FROM checklists WHERE client_id = ?", [mueller]
+        ).fetchone()[0]
+        == 0
+    )
+    assert db.execute("SELECT count(*) FROM checklists").fetchone()[0] == 1
+
+
+def test_users_hash_passwords_and_authenticate(db):
+    from argon2 import PasswordHasher
+
+    fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    user_id = add_user(
+        db,
+        "Anne@Cabinet.example",
+        "correct horse battery",
+        NOW,
+        name="Anne",
+        hasher=fast,
+    )
+    stored = db.execute("SELECT password_hash FROM users").fetchone()[0]
+    assert stored.startswith("$argon2") and "horse" not in stored
+    assert (
+        authenticate(
+            db, "anne@cabinet.example", "correct horse battery", NOW, hasher=fast
+        )["id"]
+        == user_id
+    )
+    for email, password in (
+        ("anne@cabinet.example", "wrong password!"),
+        ("nobody@cabinet.example", "correct horse battery"),
+    ):
+        with pytest.raises(LoginFailed, match="Wrong email or password"):
+            authenticate(db, email, password, NOW, hasher=fast)
+    with pytest.raises(WeakPassword):
+        add_user(db, "b@cabinet.example", "short", NOW, hasher=fast)
+
+
+def test_user_commands(cli):
+    added = cli(
+        "user",
+        "add",
+        "anne@cabinet.example",
+        "--name",
+        "Anne",
+        input="long enough pw\nlong enough pw\n",
+    )
+    assert added.exit_code == 0, added.output
+    assert "anne@cabinet.example" in cli("user", "list").stdout
+    weak = cli("user", "add", "b@cabinet.example", input="short\nshort\n")
+    assert weak.exit_code == 1 and "at least 10 characters" in weak.stderr
+    assert cli("user", "remove", "anne@cabinet.example").exit_code == 0
+    assert "0 users" in cli("user", "list").stdout
