@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 translations: ## Compile the gettext catalogs (.po -> .mo)
-	$(BIN)/pybabel compile --statistics -D messages -d monthlydocs/locale 2>&1 | tail -5
+	$(BIN)/pybabel compile --statistics -D messages -d monthlydocs/locale
 
 demo: $(STAMP) ## Build the environment and run the demo workspace
 	$(BIN)/monthlydocs demo --reset $(DEMO_DIR)

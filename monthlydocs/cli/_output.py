@@ -24,6 +24,9 @@ console = Console(highlight=False, soft_wrap=False, width=_width(sys.stdout))
 err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
+PLAIN_ABOVE_ROWS = 200
+
+
 def table(
     title: str | None,
     columns: Sequence[str],
@@ -31,21 +34,44 @@ def table(
     *,
     justify: dict[str, str] | None = None,
 ) -> None:
+    """A table: drawn by rich on a terminal; plain aligned columns for pipes, logs and
+    long listings (rich lays out every row first, which takes seconds at 10,000)."""
     justify = justify or {}
+    cells = [["" if value is None else str(value) for value in row] for row in rows]
+    if not sys.stdout.isatty() or len(cells) > PLAIN_ABOVE_ROWS:
+        _plain(title, columns, cells, justify)
+        return
     from rich import box
 
     out = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for position, column in enumerate(columns):
         # The first column (a name) may wrap; the others are short values kept whole.
-        out.add_column(
-            column,
-            justify=justify.get(column, "left"),
-            overflow="fold",
-            no_wrap=position > 0,
-        )
-    for row in rows:
-        out.add_row(*("" if value is None else str(value) for value in row))
+        out.add_column(column, justify=justify.get(column, "left"), overflow="fold",
+                       no_wrap=position > 0)
+    for row in cells:
+        out.add_row(*row)
     console.print(out)
+
+
+def _plain(
+    title: str | None, columns: Sequence[str], cells: list[list[str]], justify
+) -> None:
+    widths = [len(column) for column in columns]
+    for row in cells:
+        for index, value in enumerate(row):
+            widths[index] = max(widths[index], len(value))
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            value.rjust(width) if justify.get(column) == "right" else value.ljust(width)
+            for value, width, column in zip(values, widths, columns, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [title] if title else []
+    out += [line(columns), "  ".join("-" * width for width in widths)]
+    out += [line(row) for row in cells]
+    sys.stdout.write("\n".join(out) + "\n")
 
 
 def print_json(data: Any) -> None:
