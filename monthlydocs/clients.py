@@ -12,6 +12,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from .config import LANGUAGES
+from .db import write_transaction
 from .errors import (
     AmbiguousClient,
     ClientNotFound,
@@ -154,7 +155,7 @@ def add_client(
     actor: str = "cli",
 ) -> int:
     fields = check_input(data, region)
-    with db.atomic():
+    with write_transaction(db):
         existing = by_email(db, fields["email"])
         if existing:
             raise DuplicateClient(
@@ -201,7 +202,7 @@ def update_client(
     diff = {k: v for k, v in fields.items() if v != current[k]}
     if not diff:
         return {}
-    with db.atomic():
+    with write_transaction(db):
         if "email" in diff:
             other = by_email(db, fields["email"])
             if other and other["id"] != client_id:
@@ -305,7 +306,7 @@ def archive_client(
     db: Database, client_id: int, now: datetime, actor: str = "cli"
 ) -> None:
     """Archive: no new checklists or messages, history kept."""
-    with db.atomic():
+    with write_transaction(db):
         db.execute(
             "UPDATE clients SET status = 'archived', updated_at = ? WHERE id = ?",
             [iso(now), client_id],
@@ -343,7 +344,7 @@ def erase_client(
             [client_id],
         )
     ]
-    with db.atomic():
+    with write_transaction(db):
         counts = {
             "documents": len(paths),
             "checklists": db.execute(
@@ -388,7 +389,7 @@ def assign(
     """Assign a template to clients; returns how many assignments are new."""
     stamp = iso(now)
     added = 0
-    with db.atomic():
+    with write_transaction(db):
         for client_id in client_ids:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO assignments (client_id, template_id, assigned_at)"
@@ -412,7 +413,7 @@ def assign(
 
 def unassign(db: Database, client_ids: list[int], template_id: int) -> int:
     removed = 0
-    with db.atomic():
+    with write_transaction(db):
         for client_id in client_ids:
             removed += db.execute(
                 "DELETE FROM assignments WHERE client_id = ? AND template_id = ?",
@@ -425,7 +426,7 @@ def set_paused(
     db: Database, client_id: int, paused: bool, now: datetime, actor: str = "cli"
 ) -> None:
     """Stop (or restart) a client's automatic reminders."""
-    with db.atomic():
+    with write_transaction(db):
         db.execute(
             "UPDATE clients SET reminders_paused_at = ? WHERE id = ?",
             [iso(now) if paused else None, client_id],

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
+from .db import write_transaction
 from .errors import LinkNotFound
 from .events import Event, record
 
@@ -56,7 +57,7 @@ def lookup(db: Database, token: str) -> dict[str, Any]:
 def rotate(db: Database, checklist_id: int, now: datetime, actor: str = "cli") -> str:
     """Replace a checklist's token: the old link stops working at once."""
     token, digest = new_token()
-    with db.atomic():
+    with write_transaction(db):
         row = db.execute(
             "UPDATE checklists SET token = ?, token_hash = ? WHERE id = ?"
             " RETURNING client_id",

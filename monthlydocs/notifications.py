@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 
 from .config import Settings, parse_clock
+from .db import write_transaction
 from .timeutil import iso
 
 UPLOAD_WINDOW = timedelta(minutes=15)
@@ -36,7 +37,7 @@ def queue_due(db: Database, settings: Settings, now: datetime) -> int:
         rows += _digest(settings, now, address, language)
     if not rows:
         return 0
-    with db.atomic():
+    with write_transaction(db):
         before = db.conn.total_changes
         db.conn.executemany(
             "INSERT OR IGNORE INTO messages (channel, client_id, recipient, kind,"

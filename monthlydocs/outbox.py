@@ -21,6 +21,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from .config import Settings
+from .db import write_transaction
 from .errors import DeliveryError, PermanentDeliveryError
 from .events import Event, record
 from .timeutil import iso, parse_iso
@@ -105,7 +106,7 @@ def _abandoned(claimed_at: str | None, claimed_by: str | None, now: datetime) ->
 
 def claim(db: Database, message_id: int, now: datetime) -> dict[str, Any] | None:
     """Take a message for sending; None if another run has it or it is no longer due."""
-    with db.atomic():
+    with write_transaction(db):
         current = db.execute(
             "SELECT state, claimed_at, claimed_by FROM messages WHERE id = ?",
             [message_id],
@@ -132,7 +133,7 @@ def mark_sent(
     db: Database, message: dict[str, Any], now: datetime, provider_id: str | None
 ) -> None:
     ids = json.loads(message["checklist_ids"])
-    with db.atomic():
+    with write_transaction(db):
         db.execute(
             "UPDATE messages SET state = 'sent', sent_at = ?, message_id = ?,"
             " last_error = NULL WHERE id = ?",
@@ -164,7 +165,7 @@ def mark_failed(
 ) -> None:
     attempts = MAX_ATTEMPTS if permanent else message["attempts"]
     wait = BACKOFF[min(max(attempts - 1, 0), len(BACKOFF) - 1)]
-    with db.atomic():
+    with write_transaction(db):
         db.execute(
             "UPDATE messages SET state = 'failed', attempts = ?, last_error = ?,"
             " next_attempt_at = ? WHERE id = ?",

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from .db import write_transaction
 from .errors import MonthlydocsError
 from .events import Event, record
 from .periods import period_start
@@ -90,7 +91,7 @@ def execute(
     actor: str = "cli",
 ) -> None:
     ids = [row["id"] for row in purge_plan.checklists]
-    with db.atomic():
+    with write_transaction(db):
         db.execute(
             "DELETE FROM checklists WHERE id IN (SELECT value FROM json_each(?))",
             [json.dumps(ids)],

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from .db import write_transaction
 from .errors import TemplateError, TemplateNotFound
 from .events import Event, record
 from .periods import CADENCES
@@ -87,7 +88,7 @@ def save_template(
     slug = check_slug(slug)
     _check_fields(cadence, due_day)
     stamp = iso(now)
-    with db.atomic():
+    with write_transaction(db):
         rows = list(db.query("SELECT * FROM templates WHERE slug = ?", [slug]))
         if rows:
             template_id = rows[0]["id"]
@@ -151,7 +152,7 @@ def save_slot(
     name = " ".join(name.split())
     if not name:
         raise TemplateError("A slot needs a name")
-    with db.atomic():
+    with write_transaction(db):
         existing = list(
             db.query(
                 "SELECT * FROM template_slots WHERE template_id = ? AND name = ?",
@@ -209,7 +210,7 @@ def remove_template(db: Database, slug: str, now: datetime, actor: str = "cli") 
     used = db.execute(
         "SELECT count(*) FROM checklists WHERE template_id = ?", [template["id"]]
     ).fetchone()[0]
-    with db.atomic():
+    with write_transaction(db):
         if used:
             db.execute(
                 "UPDATE templates SET archived_at = ? WHERE id = ?",
@@ -255,7 +256,7 @@ def load_file(db: Database, path: Path, now: datetime) -> list[tuple[str, bool]]
         _parse_entry(entry, index, path) for index, entry in enumerate(entries, 1)
     ]
     outcome = []
-    with db.atomic():
+    with write_transaction(db):
         for fields, slot_list in parsed:
             slug = fields.pop("slug")
             template_id, created = save_template(db, slug, now, **fields)
