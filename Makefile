@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: help demo test test-fast lint bench translations browser clean lock
+.PHONY: help demo test lint bench translations messages browser clean lock
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,8 +20,14 @@ $(STAMP): pyproject.toml requirements.lock
 translations: ## Compile the gettext catalogs (.po -> .mo)
 	$(BIN)/pybabel compile --statistics -D messages -d monthlydocs/locale
 
-demo: $(STAMP) ## Build the environment and run the demo workspace
-	$(BIN)/monthlydocs demo --reset $(DEMO_DIR)
+messages: $(STAMP) ## Extract strings and update every catalog (then translate)
+	$(BIN)/pybabel extract -q -F babel.cfg --no-default-keywords -k _ -k _l -k gettext:2 \
+	  -k ngettext:1,2 -o $(VENV)/messages.pot .
+	$(BIN)/pybabel update -i $(VENV)/messages.pot -d monthlydocs/locale -D messages \
+	  --no-fuzzy-matching
+
+demo: $(STAMP) ## Build the environment, the demo workspace, and serve its portal
+	$(BIN)/monthlydocs demo --reset --serve $(DEMO_DIR)
 
 test: $(STAMP) ## Build the environment and run every test
 	$(BIN)/pytest

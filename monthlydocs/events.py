@@ -21,6 +21,8 @@ class Event(StrEnum):
     CLIENT_ARCHIVED = "client:archived"
     CLIENT_ERASED = "client:erased"
     CLIENT_ASSIGNED = "client:assigned"
+    CLIENT_APPROVED = "client:approved"
+    INVITE_ROTATED = "invite:rotated"
     TEMPLATE_SAVED = "template:saved"
     TEMPLATE_REMOVED = "template:removed"
     CHECKLIST_CREATED = "checklist:created"

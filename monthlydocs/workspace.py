@@ -143,7 +143,9 @@ DEMO_CLIENTS = [
 ]
 
 
-def build_demo(folder: Path, now: datetime) -> tuple[Settings, object, object]:
+def build_demo(
+    folder: Path, now: datetime, base_url: str = "http://127.0.0.1:8000"
+) -> tuple[Settings, object, object]:
     """A workspace with sample clients in five languages and this month's checklists.
 
     Returns (settings, generate result, delivery report). Emails go to outbox/ as files.
@@ -153,7 +155,8 @@ def build_demo(folder: Path, now: datetime) -> tuple[Settings, object, object]:
     from .timeutil import local_date
 
     settings = create_workspace(
-        folder, {"firm": DEMO_FIRM, "email": {"backend": "file"}}
+        folder,
+        {"firm": DEMO_FIRM, "email": {"backend": "file"}, "portal": {"base_url": base_url}},
     )
     today = local_date(now, settings.firm.timezone)
     db = open_db(settings.database_path)

@@ -80,13 +80,14 @@ def _root(
 
 
 def _register() -> None:
-    from . import clients, daemon, generate, remind, review, templates, workspace
+    from . import clients, daemon, generate, remind, review, serve, templates, workspace
 
     workspace.register(app)
     app.add_typer(clients.app, name="client")
     app.add_typer(templates.app, name="template")
     generate.register(app)
     remind.register(app, clients.app)
+    serve.register(app)
     daemon.register(app)
     review.register(app)
 

@@ -38,13 +38,14 @@ def add(
     --phone "06 12 34 56 78" --language fr --template monthly
     """
     from ..clients import ClientInput, add_client, assign
+    from ..db import write_transaction
     from ..templates import get_template
     from ._output import say
 
     obj = _obj(ctx)
     db, now = obj.db, obj.now()
     template_rows = [get_template(db, slug) for slug in template or []]
-    with db.atomic():
+    with write_transaction(db):
         client_id = add_client(
             db,
             ClientInput(name, email, phone, language, notes),
@@ -275,3 +276,35 @@ def assign_(
     say(
         f"Assigned {row['slug']} to {count} clients ({len(ids) - count} already had it)"
     )
+
+
+@app.command("approve")
+def approve(
+    ctx: typer.Context,
+    client: str = typer.Argument(..., help="Id, email or part of the name."),
+    template: list[str] = typer.Option(
+        None, "--template", "-t", help="Also assign this template (repeatable)."
+    ),
+) -> None:
+    """Confirm a client who registered through the invite link.
+
+    Until then they are pending: no checklist is made for them.
+
+    Example: monthlydocs client approve 42 --template monthly
+    """
+    from ..clients import assign
+    from ..portal import approve_client
+    from ..templates import get_template
+    from ._output import say
+
+    obj = _obj(ctx)
+    db, now = obj.db, obj.now()
+    row = obj.client(client)
+    template_rows = [get_template(db, slug) for slug in template or []]
+    approve_client(db, row["id"], now)
+    for template_row in template_rows:
+        assign(db, [row["id"]], template_row["id"], now)
+    say(f"Approved #{row['id']} {row['name']}"
+        + (f"; assigned {', '.join(t['slug'] for t in template_rows)}"
+           if template_rows else
+           "; assign templates with `monthlydocs client assign`"))

@@ -42,11 +42,15 @@ def demo(
     reset: bool = typer.Option(
         False, "--reset", help="Delete the folder's demo workspace first."
     ),
+    serve: bool = typer.Option(
+        False, "--serve", help="Then serve the portal until Ctrl+C."
+    ),
+    port: int = typer.Option(8000, "--port", help="Port for --serve."),
 ) -> None:
     """Build a demo workspace: sample clients in five languages, the example templates,
     this month's checklists, and their link emails written to outbox/.
 
-    Example: monthlydocs demo --reset ./demo
+    Example: monthlydocs demo --reset --serve ./demo
     """
     import shutil
 
@@ -56,7 +60,7 @@ def demo(
     obj = ctx.find_root().obj
     if reset and (folder / "monthlydocs.toml").exists():
         shutil.rmtree(folder)
-    settings, result, report = build_demo(folder, obj.now())
+    settings, result, report = build_demo(folder, obj.now(), f"http://127.0.0.1:{port}")
     say(f"Demo workspace: {folder} (configuration {settings.path})")
     say(
         f"{result.created} checklists created; {report.sent} emails written to "
@@ -76,3 +80,7 @@ def demo(
         url = link_for(settings.portal.base_url, tokens[r["id"]])
         say(f"  {r['client']} ({r['template']} {r['period']}): {url}")
     say(f"Try: monthlydocs --config {settings.path} status")
+    if serve:
+        from .serve import run_portal
+
+        run_portal(settings, "127.0.0.1", port, verbose=obj.verbose)
