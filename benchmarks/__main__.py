@@ -14,7 +14,13 @@ from pathlib import Path
 from . import Report
 
 # Scenario name -> module in this package.
-SCENARIOS = {"generate": "generate", "import": "client_import", "startup": "startup"}
+SCENARIOS = {
+    "generate": "generate",
+    "import": "client_import",
+    "startup": "startup",
+    "remind": "remind",
+    "uploads": "uploads",
+}
 HEADER = ["Scenario", "Baseline", "monthlydocs", "Ratio", "Goal", "Result"]
 RESULTS = Path(__file__).parent / "results" / "latest.txt"
 

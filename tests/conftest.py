@@ -167,3 +167,11 @@ def smtp_server():
 @pytest.fixture
 def free_port() -> int:
     return _free_port()
+
+
+def eml_text(path: Path) -> str:
+    """Subject, text part and HTML part of an .eml file, decoded, for assertions."""
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    parts = [message["Subject"], message.get_body("plain").get_content(),
+             message.get_body("html").get_content()]
+    return "\n".join(parts)

@@ -4,7 +4,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from conftest import NOW, use_smtp
+from conftest import NOW, eml_text, use_smtp
 from monthlydocs import checklists, clients, outbox, templates
 from monthlydocs.db import open_db
 from monthlydocs.workspace import example_templates_path
@@ -86,7 +86,7 @@ def test_one_email_covers_every_checklist_of_the_run(db, settings):
     report = outbox.deliver_email(db, settings, NOW)
     assert report.sent == 1
     [eml] = list(settings.outbox_dir.glob("*.eml"))
-    text = eml.read_text()
+    text = eml_text(eml)
     assert "Bank statements" in text and "Sales ledger" in text
 
 

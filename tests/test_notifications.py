@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conftest import NOW
+from conftest import NOW, eml_text
 from monthlydocs import checklists, clients, notifications, outbox, templates
 from monthlydocs.config import load_settings
 from monthlydocs.events import Event, record
@@ -71,7 +71,7 @@ def test_completed_is_notified_once(firm):
     assert kinds(db) == ["notify_completed"]
     assert outbox.deliver_email(db, settings, early).sent == 1
     [eml] = settings.outbox_dir.glob("*.eml")
-    text = eml.read_text()
+    text = eml_text(eml)
     assert "Boulangerie Dupont has sent everything for December 2026" in text
 
 
@@ -87,7 +87,7 @@ def test_uploads_are_batched_per_fifteen_minutes(firm):
     assert notifications.queue_due(db, settings, start + timedelta(minutes=31)) == 1
     assert kinds(db) == ["notify_uploaded", "notify_uploaded"]
     outbox.deliver_email(db, settings, start + timedelta(minutes=31))
-    texts = sorted(p.read_text() for p in settings.outbox_dir.glob("*.eml"))
+    texts = sorted(eml_text(p) for p in settings.outbox_dir.glob("*.eml"))
     both = [t for t in texts if "a.pdf" in t]
     assert len(both) == 1 and "b.pdf" in both[0] and "c.pdf" not in both[0]
 
@@ -103,7 +103,7 @@ def test_digest_once_a_day_after_its_hour(firm):
     assert notifications.queue_due(db, settings, after + timedelta(hours=5)) == 0
     assert notifications.queue_due(db, settings, after + timedelta(days=1)) == 1
     assert outbox.deliver_email(db, settings, after + timedelta(days=1)).sent == 2
-    text = next(settings.outbox_dir.glob("*.eml")).read_text()
+    text = eml_text(next(settings.outbox_dir.glob("*.eml")))
     assert "Call these clients (past the last reminder): 1" in text
     assert "+33612345678" in text and "Bank statements" in text
 

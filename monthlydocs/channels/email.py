@@ -12,7 +12,12 @@ import smtplib
 import ssl
 import tempfile
 from collections.abc import Callable
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import Compat32
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 
@@ -27,23 +32,56 @@ def build_message(
     to_address: str,
     composed: Composed,
     language: str | None = None,
-) -> EmailMessage:
-    """A multipart/alternative message with a real text part and an HTML part."""
-    message = EmailMessage()
-    message["From"] = formataddr((settings.from_name, settings.from_address))
-    message["To"] = formataddr((to_name, to_address))
+) -> Message:
+    """A multipart/alternative message with a real text part and an HTML part.
+
+    Built with the classic MIME classes: they produce the same standard message as
+    ``Message`` at a third of the cost, which counts in a run of 10,000 reminders.
+    Non-ASCII names and subjects are RFC 2047 encoded; bodies are quoted-printable.
+    """
+    message = MIMEMultipart("alternative", policy=POLICY)
+    message["From"] = formataddr((settings.from_name, settings.from_address), "utf-8")
+    message["To"] = formataddr((to_name, to_address), "utf-8")
     if settings.reply_to:
-        message["Reply-To"] = formataddr((settings.firm.name, settings.reply_to))
-    message["Subject"] = composed.subject
+        message["Reply-To"] = formataddr(
+            (settings.firm.name, settings.reply_to), "utf-8"
+        )
+    message["Subject"] = Header(composed.subject, "utf-8")
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = make_msgid(domain=_domain(settings.from_address))
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(composed.text)
-    message.add_alternative(composed.html, subtype="html")
     if language:
-        # After the parts: set_content() clears Content-* headers.
         message["Content-Language"] = language
+    message.attach(MIMEText(composed.text, "plain", _UTF8, policy=POLICY))
+    message.attach(MIMEText(composed.html, "html", _UTF8, policy=POLICY))
     return message
+
+
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # readable in any mail client's source view, 7-bit safe
+
+
+class _Policy(Compat32):
+    """compat32, minus the cost of re-folding short ASCII headers.
+
+    The classic policy wraps every header in a Header object to fold it, even
+    ``MIME-Version: 1.0``; that was a third of the time of sending a reminder. A short
+    ASCII value on one line needs no folding and is written as it is.
+    """
+
+    def _fold(self, name, value, sanitize):
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and "\n" not in value
+            and "\r" not in value
+            and len(name) + len(value) + 2 <= (self.max_line_length or 78)
+        ):
+            return f"{name}: {value}{self.linesep}"
+        return super()._fold(name, value, sanitize)
+
+
+POLICY = _Policy()
 
 
 def _domain(address: str) -> str:
@@ -65,7 +103,7 @@ class FileEmailBackend:
     def __exit__(self, *exc_info) -> None:
         pass
 
-    def send(self, message: EmailMessage) -> str:
+    def send(self, message: Message) -> str:
         stem = message["Message-ID"].strip("<>").replace("@", "_").replace("/", "_")
         handle, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
         try:
@@ -140,7 +178,7 @@ class SmtpEmailBackend:
         self._smtp = smtp
         return smtp
 
-    def send(self, message: EmailMessage) -> str:
+    def send(self, message: Message) -> str:
         for attempt in (1, 2):
             smtp = self._smtp or self.connect()
             try:
