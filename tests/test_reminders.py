@@ -530,3 +530,20 @@ def test_killed_runs_lose_nothing_and_double_at_most_one_each(firm):
     assert sum(per_client.values()) - 3 * len(ids) <= kills
     states = {r[0] for r in firm.db.execute("SELECT state FROM messages")}
     assert states == {"sent"}
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "de", "es", "id"])
+@pytest.mark.parametrize("last", [False, True])
+@pytest.mark.parametrize("count", [1, 3])
+def test_reminder_sms_is_one_gsm7_message(language, last, count):
+    from monthlydocs.channels.sms import is_gsm7, sms_parts
+    from monthlydocs.messages import render_sms
+
+    link = "https://documents.cabinet-martin.fr/c/" + "x" * 32
+    text = render_sms("reminder", language, {
+        "firm": {"name": "Cabinet Martin"}, "missing_count": count, "link": link,
+        "last": last,
+    })
+    assert link in text and str(count) in text
+    assert is_gsm7(text), text
+    assert sms_parts(text) == 1, (len(text), text)
