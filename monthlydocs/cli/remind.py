@@ -169,13 +169,7 @@ def pause(
 
     Example: monthlydocs client pause dupont
     """
-    from ..clients import set_paused
-    from ._output import say
-
-    obj = _obj(ctx)
-    row = obj.client(client)
-    set_paused(obj.db, row["id"], True, obj.now())
-    say(f"Reminders paused for #{row['id']} {row['name']}.")
+    _set_paused(ctx, client, True)
 
 
 def resume(
@@ -186,10 +180,14 @@ def resume(
 
     Example: monthlydocs client resume dupont
     """
+    _set_paused(ctx, client, False)
+
+
+def _set_paused(ctx: typer.Context, client: str, paused: bool) -> None:
     from ..clients import set_paused
     from ._output import say
 
     obj = _obj(ctx)
     row = obj.client(client)
-    set_paused(obj.db, row["id"], False, obj.now())
-    say(f"Reminders resumed for #{row['id']} {row['name']}.")
+    set_paused(obj.db, row["id"], paused, obj.now())
+    say(f"Reminders {'paused' if paused else 'resumed'} for #{row['id']} {row['name']}.")
