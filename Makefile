@@ -21,7 +21,7 @@ translations: ## Compile the gettext catalogs (.po -> .mo)
 	$(BIN)/pybabel compile --statistics -D messages -d monthlydocs/locale
 
 messages: $(STAMP) ## Extract strings and update every catalog (then translate)
-	$(BIN)/pybabel extract -q -F babel.cfg --no-default-keywords -k _ -k _l -k gettext:2 \
+	$(BIN)/pybabel -q extract -F babel.cfg --no-default-keywords -k _ -k _l -k gettext:2 \
 	  -k ngettext:1,2 -o $(VENV)/messages.pot .
 	$(BIN)/pybabel update -i $(VENV)/messages.pot -d monthlydocs/locale -D messages \
 	  --no-fuzzy-matching

@@ -20,6 +20,7 @@ SCENARIOS = {
     "startup": "startup",
     "remind": "remind",
     "uploads": "uploads",
+    "api": "api",
 }
 HEADER = ["Scenario", "Baseline", "monthlydocs", "Ratio", "Goal", "Result"]
 RESULTS = Path(__file__).parent / "results" / "latest.txt"

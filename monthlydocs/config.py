@@ -82,6 +82,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, str]]] = {
         "on": (["completed", "digest"], "completed, uploaded and/or digest"),
         "digest_at": ("08:00", "Local time of the daily digest"),
     },
+    "api": {
+        "rate_limit": ("300 per minute", "Requests one API token may make"),
+    },
     "daemon": {
         "remind_every_minutes": (15, "How often the daemon runs the reminders"),
         "generate_at": ("07:00", "Local time the daemon generates new periods"),

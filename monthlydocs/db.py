@@ -238,6 +238,90 @@ def _staff(db: Database) -> None:
     )
 
 
+@migrations(name="0004_api")
+def _api(db: Database) -> None:
+    # The events table is rebuilt with AUTOINCREMENT, rows and ids unchanged. Without
+    # it SQLite hands the id of a deleted last row (an erased client's events) to the
+    # next event, which a feed reader or webhook already past that id would never see.
+    _run_statements(
+        db,
+        """
+        CREATE TABLE events_autoincrement (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject_type TEXT NOT NULL,
+            subject_id INTEGER,
+            client_id INTEGER,
+            data TEXT
+        );
+        INSERT INTO events_autoincrement
+            (id, at, actor, action, subject_type, subject_id, client_id, data)
+            SELECT id, at, actor, action, subject_type, subject_id, client_id, data
+            FROM events;
+        DROP TABLE events;
+        ALTER TABLE events_autoincrement RENAME TO events;
+        CREATE INDEX events_client ON events (client_id);
+
+        CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            read_only INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT,
+            revoked_at TEXT
+        );
+        CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens (name COLLATE NOCASE)
+            WHERE revoked_at IS NULL;
+
+        CREATE TABLE api_idempotency (
+            token_id INTEGER NOT NULL REFERENCES api_tokens (id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            status INTEGER,
+            content_type TEXT,
+            body BLOB,
+            location TEXT,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (token_id, key)
+        );
+        CREATE INDEX api_idempotency_created ON api_idempotency (created_at);
+
+        CREATE TABLE webhooks (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL,
+            events TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            last_event_id INTEGER NOT NULL DEFAULT 0
+        );
+
+        CREATE TABLE webhook_deliveries (
+            id INTEGER PRIMARY KEY,
+            webhook_id INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+            event_id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+            event TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'sending', 'delivered', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            status_code INTEGER,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            claimed_at TEXT,
+            claimed_by TEXT,
+            delivered_at TEXT,
+            UNIQUE (webhook_id, event_id)
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at);
+        CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id);
+        """,
+    )
+
+
 def _run_statements(db: Database, script: str) -> None:
     # executescript() would COMMIT first and break the migration's transaction.
     for statement in script.split(";\n"):

@@ -402,13 +402,14 @@ def run(
 ) -> RunReport:
     """What `remind` and the daemon do: queue due reminders and notifications, then send
     everything due (including retries of earlier failures)."""
-    from . import notifications, outbox
+    from . import notifications, outbox, webhooks
 
     queued = queue(db, settings, now, client_id)
     notified = 0 if client_id else notifications.queue_due(db, settings, now)
     delivery = outbox.deliver_all(
         db, settings, now, should_stop=should_stop, on_message=on_message
     )
+    webhooks.deliver_quietly(db, now, should_stop=should_stop)
     return RunReport(queued, notified, delivery)
 
 

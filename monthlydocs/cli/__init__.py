@@ -80,7 +80,17 @@ def _root(
 
 
 def _register() -> None:
-    from . import clients, daemon, generate, remind, review, serve, templates, workspace
+    from . import (
+        api,
+        clients,
+        daemon,
+        generate,
+        remind,
+        review,
+        serve,
+        templates,
+        workspace,
+    )
 
     workspace.register(app)
     app.add_typer(clients.app, name="client")
@@ -90,6 +100,7 @@ def _register() -> None:
     serve.register(app)
     daemon.register(app)
     review.register(app)
+    api.register(app)
 
 
 _register()

@@ -1,4 +1,4 @@
-"""The web faces (the client portal; later the dashboard and the API) as one Flask app.
+"""The web faces (the client portal and the API; later the dashboard) as one Flask app.
 
 ``create_app(settings)`` builds it; ``monthlydocs serve`` runs it under waitress and
 ``portal_server:app`` hands it to any other WSGI server.
@@ -31,7 +31,7 @@ def create_app(settings=None, *, clock: Callable[[], datetime] | None = None) ->
     from ..errors import ConfigError
     from ..storage import clean_incoming, max_bytes
     from ..timeutil import utcnow
-    from . import errors, portal, security
+    from . import api, errors, portal, security
     from .uploads import PortalRequest
 
     if not settings.firm.secret_key:
@@ -87,6 +87,7 @@ def create_app(settings=None, *, clock: Callable[[], datetime] | None = None) ->
     security.init_app(app)
     portal.init_limits(app, settings)
     errors.init_app(app)
+    api.init_app(app)
 
     @app.teardown_appcontext
     def _close_db(_exc):

@@ -34,6 +34,9 @@ access_log = logging.getLogger("monthlydocs.access")
 
 # A token after a portal path: /c/<token>, /join/<token>.
 _TOKEN_IN_PATH = re.compile(r"(/(?:c|join)/)([A-Za-z0-9_-]{6,})")
+# An API token wherever it appears (one sent in a query string is refused, but the
+# request line is logged all the same).
+_API_TOKEN = re.compile(r"(mdk_)([A-Za-z0-9_-]{6,})")
 # Loggers that may write request paths: ours, Flask's, and the WSGI servers'.
 MASKED_LOGGERS = (
     "monthlydocs", "monthlydocs.access", "monthlydocs.web", "werkzeug", "waitress",
@@ -43,7 +46,8 @@ MASKED_LOGGERS = (
 
 
 def mask_tokens(text: str) -> str:
-    return _TOKEN_IN_PATH.sub(lambda m: m.group(1) + mask(m.group(2)), text)
+    text = _TOKEN_IN_PATH.sub(lambda m: m.group(1) + mask(m.group(2)), text)
+    return _API_TOKEN.sub(lambda m: m.group(1) + mask(m.group(2)), text)
 
 
 class MaskTokens(logging.Filter):

@@ -171,3 +171,9 @@ def test_invites_can_be_turned_off(tmp_path):
     db.close()
     assert create_app(case.settings).test_client().get(
         f"/join/{token}").status_code == 404
+
+
+def test_api_tokens_are_masked_in_logs():
+    line = "GET /api/v1/clients?token=mdk_AbCdEfGhIjKlMnOpQrStUvWxYz012345 400"
+    masked = mask_tokens(line)
+    assert "AbCdEfGhIjKl" not in masked and "mdk_AbCd…" in masked
