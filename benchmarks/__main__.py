@@ -21,6 +21,7 @@ SCENARIOS = {
     "remind": "remind",
     "uploads": "uploads",
     "api": "api",
+    "dashboard": "dashboard",
 }
 HEADER = ["Scenario", "Baseline", "monthlydocs", "Ratio", "Goal", "Result"]
 RESULTS = Path(__file__).parent / "results" / "latest.txt"

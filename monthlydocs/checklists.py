@@ -109,7 +109,9 @@ def generate(
         with write_transaction(db):
             for request in requests:
                 result.outcomes.append(
-                    _generate_one(db, request, now, today, client_ids, dry_run, result)
+                    _generate_one(
+                        db, request, now, today, client_ids, dry_run, result, actor
+                    )
                 )
             if dry_run:
                 raise _RollBack
@@ -134,6 +136,7 @@ def _generate_one(
     client_ids: list[int] | None,
     dry_run: bool,
     result: GenerateResult,
+    actor: str = "cli",
 ) -> TemplateOutcome:
     template = request.template
     period = (
@@ -209,6 +212,7 @@ def _generate_one(
         Event.CHECKLIST_CREATED,
         now,
         ((row[0], row[1]) for row in checklist_rows),
+        actor=actor,
         subject_type="checklist",
     )
     for row in checklist_rows:

@@ -322,6 +322,22 @@ def _api(db: Database) -> None:
     )
 
 
+@migrations(name="0005_dashboard")
+def _dashboard(db: Database) -> None:
+    # The dashboard's overview asks of every checklist of a period whether any item is
+    # handled (its state) and when an item last changed (its last activity). The first
+    # index holds handled items only, so the question is one lookup; the query must
+    # repeat its WHERE term exactly for SQLite to use it. The second answers max().
+    _run_statements(
+        db,
+        """
+        CREATE INDEX checklist_items_handled ON checklist_items (checklist_id)
+            WHERE state IN ('received', 'approved', 'not_applicable');
+        CREATE INDEX checklist_items_updated
+            ON checklist_items (checklist_id, updated_at);
+        """,
+    )
+
 def _run_statements(db: Database, script: str) -> None:
     # executescript() would COMMIT first and break the migration's transaction.
     for statement in script.split(";\n"):

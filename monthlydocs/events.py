@@ -37,6 +37,7 @@ class Event(StrEnum):
     ITEM_NOT_APPLICABLE = "item:not_applicable"
     ITEM_REOPENED = "item:reopened"
     REMINDER_QUEUED = "reminder:queued"
+    REMINDER_REQUESTED = "reminder:requested"  # "Send a reminder now" on the dashboard
     REMINDERS_PAUSED = "client:reminders_paused"
     REMINDERS_RESUMED = "client:reminders_resumed"
     MESSAGE_SENT = "message:sent"

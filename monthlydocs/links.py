@@ -81,3 +81,17 @@ def whatsapp_url(phone_e164: str | None, text: str) -> str:
     if phone_e164:
         return f"https://wa.me/{phone_e164.lstrip('+')}?text={encoded}"
     return f"https://wa.me/?text={encoded}"
+
+
+def whatsapp_share(client: dict[str, Any], link: str, default_language: str) -> str:
+    """A wa.me link with a sentence carrying ``link``, in the client's language."""
+    from .i18n import gettext, pick_language
+
+    language = pick_language(client["language"], default_language)
+    text = gettext(
+        language,
+        "Hello %(name)s, here is your link to send your documents: %(link)s",
+        name=client["name"],
+        link=link,
+    )
+    return whatsapp_url(client["phone"], text)

@@ -144,7 +144,6 @@ def link(
     Example: monthlydocs link dupont --template monthly --whatsapp
     """
     from .. import checklists, links
-    from ..i18n import gettext, pick_language
     from ..templates import get_template
 
     obj = _obj(ctx)
@@ -157,14 +156,7 @@ def link(
         token = links.rotate(db, checklist["id"], obj.now())
     url = links.link_for(obj.settings.portal.base_url, token)
     if whatsapp:
-        language = pick_language(row["language"], obj.settings.firm.default_language)
-        text = gettext(
-            language,
-            "Hello %(name)s, here is your link to send your documents: %(link)s",
-            name=row["name"],
-            link=url,
-        )
-        url = links.whatsapp_url(row["phone"], text)
+        url = links.whatsapp_share(row, url, obj.settings.firm.default_language)
     typer.echo(url)
 
 

@@ -1,4 +1,4 @@
-"""The web faces (the client portal and the API; later the dashboard) as one Flask app.
+"""The web faces (the client portal, the staff dashboard; later the API) as one Flask app.
 
 ``create_app(settings)`` builds it; ``monthlydocs serve`` runs it under waitress and
 ``portal_server:app`` hands it to any other WSGI server.
@@ -31,7 +31,7 @@ def create_app(settings=None, *, clock: Callable[[], datetime] | None = None) ->
     from ..errors import ConfigError
     from ..storage import clean_incoming, max_bytes
     from ..timeutil import utcnow
-    from . import api, errors, portal, security
+    from . import api, dashboard, errors, portal, security
     from .uploads import PortalRequest
 
     if not settings.firm.secret_key:
@@ -84,8 +84,10 @@ def create_app(settings=None, *, clock: Callable[[], datetime] | None = None) ->
 
     CSRFProtect(app)
     app.register_blueprint(portal.bp)
+    app.register_blueprint(dashboard.bp)
     security.init_app(app)
     portal.init_limits(app, settings)
+    dashboard.init_app(app)
     errors.init_app(app)
     api.init_app(app)
 
