@@ -403,8 +403,6 @@ def deliver_due(
     return report
 
 
-# TODO: deliver from the web app too, in a thread after each write, so that receivers
-# hear of an upload within seconds rather than at the next `remind` run (issue 6).
 def deliver_quietly(
     db: Database, now: datetime, *, should_stop: Callable[[], bool] | None = None
 ) -> WebhookReport | None:

@@ -50,9 +50,10 @@ def run_portal(settings, host: str, port: int, threads: int = 8, verbose: bool =
     install_log_masking(handler)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         handlers=[handler], force=True)
-    app = create_app(settings)
+    app = create_app(settings, send_in_background=True)
     say(f"Portal of {settings.firm.name} listening on http://{host}:{port}/ "
-        f"(clients use {settings.portal.base_url}). Ctrl+C stops it.")
+        f"(clients use {settings.portal.base_url}); staff dashboard at "
+        f"http://{host}:{port}/dashboard/. Ctrl+C stops it.")
     run(
         app, host=host, port=port, threads=threads, ident="monthlydocs",
         # Room for a full form of files; each file is still held to max_upload_mb.

@@ -18,10 +18,18 @@ LANG_COOKIE_DAYS = 365
 MAX_FILES_PER_REQUEST = 20
 
 
-def create_app(settings=None, *, clock: Callable[[], datetime] | None = None) -> Flask:
+def create_app(
+    settings=None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    send_in_background: bool = False,
+) -> Flask:
     """Build the app for ``settings`` (default: the configuration the CLI would use).
 
     ``clock`` returns the current time; tests pass their own so that nothing sleeps.
+    ``send_in_background`` starts a thread that sends what requests queue (emails, SMS,
+    webhooks) right away; the servers turn it on, tests that check what is queued leave
+    it off.
     """
     if settings is None:
         from ..config import load_settings
@@ -90,6 +98,10 @@ def create_app(settings=None, *, clock: Callable[[], datetime] | None = None) ->
     dashboard.init_app(app)
     errors.init_app(app)
     api.init_app(app)
+    if send_in_background:
+        from . import background
+
+        background.init_app(app, settings, app.extensions["monthlydocs.clock"])
 
     @app.teardown_appcontext
     def _close_db(_exc):

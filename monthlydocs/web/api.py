@@ -1186,8 +1186,8 @@ def send_reminder(checklist_id: int):
         raise Problem(409, "conflict", f"Checklist #{checklist_id} {why}: no reminder")
     client = clients.get_client(db, checklist["client_id"])
     steps = reminders.queue_manual(db, settings, now(), client, [checklist_id])
-    # TODO: send at once, as `monthlydocs send` does, once the outbox can deliver one
-    # message by id; delivering every due message inside a request could take minutes.
+    # Sent by the app's sending thread right after this answer (web/background.py), or
+    # by the next `remind` if the app runs without one.
     return _json({"checklist_id": checklist_id, "queued": steps > 0}, 202)
 
 
