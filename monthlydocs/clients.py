@@ -411,14 +411,36 @@ def assign(
     return added
 
 
-def unassign(db: Database, client_ids: list[int], template_id: int) -> int:
+def unassign(
+    db: Database,
+    client_ids: list[int],
+    template_id: int,
+    now: datetime | None = None,
+    actor: str = "cli",
+) -> int:
+    """Take a template off clients (their checklists stay); returns how many had it.
+
+    With ``now``, each removal is recorded in the audit trail under ``actor``.
+    """
     removed = 0
     with write_transaction(db):
         for client_id in client_ids:
-            removed += db.execute(
+            gone = db.execute(
                 "DELETE FROM assignments WHERE client_id = ? AND template_id = ?",
                 [client_id, template_id],
             ).rowcount
+            removed += gone
+            if gone and now is not None:
+                record(
+                    db,
+                    Event.CLIENT_UNASSIGNED,
+                    now,
+                    actor=actor,
+                    subject_type="client",
+                    subject_id=client_id,
+                    client_id=client_id,
+                    data={"template_id": template_id},
+                )
     return removed
 
 

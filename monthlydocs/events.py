@@ -21,6 +21,7 @@ class Event(StrEnum):
     CLIENT_ARCHIVED = "client:archived"
     CLIENT_ERASED = "client:erased"
     CLIENT_ASSIGNED = "client:assigned"
+    CLIENT_UNASSIGNED = "client:unassigned"
     CLIENT_APPROVED = "client:approved"
     INVITE_ROTATED = "invite:rotated"
     TEMPLATE_SAVED = "template:saved"

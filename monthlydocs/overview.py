@@ -611,5 +611,5 @@ def set_assignments(
 
     current = client_ids_of(db, template_id) & among
     added = assign(db, sorted((wanted & among) - current), template_id, now, actor)
-    removed = unassign(db, sorted(current - wanted), template_id)
+    removed = unassign(db, sorted(current - wanted), template_id, now, actor)
     return added, removed

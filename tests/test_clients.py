@@ -163,3 +163,16 @@ def test_archive_is_recorded(db):
     client_id = add(db, "A", "a@example.com")
     clients.archive_client(db, client_id, NOW)
     assert "client:archived" in [e["action"] for e in for_client(db, client_id)]
+
+
+def test_unassign_is_recorded_with_its_actor(db):
+    from monthlydocs import templates
+    from monthlydocs.events import for_client
+
+    client_id = add(db, "A", "a@example.com")
+    template_id, _ = templates.save_template(db, "vat", NOW, name="VAT")
+    clients.assign(db, [client_id], template_id, NOW)
+    assert clients.unassign(db, [client_id], template_id, NOW, actor="anne") == 1
+    event = for_client(db, client_id)[0]
+    assert (event["action"], event["actor"]) == ("client:unassigned", "anne")
+    assert clients.unassign(db, [client_id], template_id, NOW) == 0

@@ -269,7 +269,7 @@ def assign_(
     else:
         raise typer.BadParameter("name at least one client, or use --all")
     if remove:
-        count = unassign(db, ids, row["id"])
+        count = unassign(db, ids, row["id"], obj.now())
         say(f"Unassigned {row['slug']} from {count} clients")
         return
     count = assign(db, ids, row["id"], obj.now())

@@ -911,7 +911,7 @@ def _reassign(db, current: dict[str, Any], template_ids: list[int], moment) -> N
     for template_id in set(template_ids) - assigned:
         clients.assign(db, [current["id"]], template_id, moment, actor=_actor())
     for template_id in assigned - set(template_ids):
-        clients.unassign(db, [current["id"]], template_id)
+        clients.unassign(db, [current["id"]], template_id, moment, actor=_actor())
 
 
 @bp.post("/clients/<id:client_id>/archive")

@@ -138,8 +138,7 @@ def client_templates(client_id: int):
     for template_id in sorted((wanted & known) - current):
         core.assign(db, [client_id], template_id, now(), actor())
     for template_id in sorted(current - wanted):
-        # TODO: clients.unassign records no event; give it an actor like assign's.
-        core.unassign(db, [client_id], template_id)
+        core.unassign(db, [client_id], template_id, now(), actor())
     return done(_("Templates saved."),
                 url_for("dashboard.client", client_id=client_id, _anchor="templates"))
 
