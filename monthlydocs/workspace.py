@@ -84,6 +84,9 @@ DEMO_FIRM = {
     "phone": "+33 1 23 45 67 89",
 }
 
+# A staff account for trying the dashboard; the demo prints it.
+DEMO_STAFF = ("staff@cabinet-martin.example", "try-the-dashboard")
+
 # (name, email, phone, language, templates)
 DEMO_CLIENTS = [
     (
@@ -175,6 +178,9 @@ def build_demo(
             )
             for slug in slugs:
                 clients.assign(db, [client_id], by_slug[slug]["id"], now, actor="demo")
+        from .users import add_user
+
+        add_user(db, DEMO_STAFF[0], DEMO_STAFF[1], now, name="Demo staff")
         requests = [checklists.Request(template=t) for t in by_slug.values()]
         result = checklists.generate(
             db,

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from monthlydocs.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
+NOW_FOR_DEMO = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def run(*args, env=None):
@@ -249,6 +251,13 @@ def test_demo_builds_a_workspace_with_links(tmp_path):
     outbox = list((tmp_path / "demo" / "outbox").glob("*.eml"))
     assert len(outbox) == 12
     assert result.stdout.count("http://127.0.0.1:8000/c/") >= 12
+    from monthlydocs.db import open_db
+    from monthlydocs.users import authenticate
+    from monthlydocs.workspace import DEMO_STAFF
+
+    assert f"sign in as {DEMO_STAFF[0]}, password {DEMO_STAFF[1]}" in result.stdout
+    db = open_db(tmp_path / "demo" / "monthlydocs.db")
+    assert authenticate(db, *DEMO_STAFF, NOW_FOR_DEMO)["email"] == DEMO_STAFF[0]
     again = run("demo", str(tmp_path / "demo"))
     assert again.exit_code == 1 and "already holds" in again.stderr
     assert run("demo", "--reset", str(tmp_path / "demo")).exit_code == 0

@@ -79,6 +79,10 @@ def demo(
     for r in rows:
         url = link_for(settings.portal.base_url, tokens[r["id"]])
         say(f"  {r['client']} ({r['template']} {r['period']}): {url}")
+    from ..workspace import DEMO_STAFF
+
+    say(f"Staff dashboard: {settings.portal.base_url}/dashboard/ (sign in as "
+        f"{DEMO_STAFF[0]}, password {DEMO_STAFF[1]})")
     say(f"Try: monthlydocs --config {settings.path} status")
     if serve:
         from .serve import run_portal
