@@ -43,6 +43,8 @@ class Event(StrEnum):
     REMINDERS_RESUMED = "client:reminders_resumed"
     MESSAGE_SENT = "message:sent"
     MESSAGE_FAILED = "message:failed"
+    WEBHOOK_ADDED = "webhook:added"  # internal: never published to webhooks themselves
+    WEBHOOK_REMOVED = "webhook:removed"
 
 
 def record(

@@ -34,7 +34,7 @@ from sqlite_utils import Database
 
 from .db import write_transaction
 from .errors import MonthlydocsError
-from .events import Event
+from .events import Event, record
 from .outbox import claimer
 from .timeutil import iso
 
@@ -121,7 +121,7 @@ def check_url(url: str) -> str:
 
 
 def add_webhook(
-    db: Database, url: str, events: list[str], now: datetime
+    db: Database, url: str, events: list[str], now: datetime, actor: str = "cli"
 ) -> tuple[int, str]:
     """Register a receiver for events recorded from now on; returns (id, secret).
 
@@ -138,7 +138,30 @@ def add_webhook(
             " VALUES (?, ?, ?, ?, ?)",
             [url, json.dumps(events), secret, iso(now), latest],
         ).lastrowid
+        _record(db, Event.WEBHOOK_ADDED, now, actor, webhook_id, url, events)
     return webhook_id, secret
+
+
+def _record(
+    db: Database,
+    action: Event,
+    now: datetime,
+    actor: str,
+    webhook_id: int,
+    url: str,
+    events: list[str],
+) -> None:
+    """The audit trail names the receiver by its host only: the API's event feed shows
+    every event, and a URL's path or query often carries the receiver's own secret."""
+    record(
+        db,
+        action,
+        now,
+        actor=actor,
+        subject_type="webhook",
+        subject_id=webhook_id,
+        data={"host": urllib.parse.urlsplit(url).hostname, "events": events},
+    )
 
 
 def get_webhook(db: Database, webhook_id: int) -> dict[str, Any]:
@@ -172,10 +195,27 @@ def list_webhooks(db: Database) -> list[dict[str, Any]]:
     return rows
 
 
-def remove_webhook(db: Database, webhook_id: int) -> dict[str, Any]:
-    """Delete a webhook with its queue and delivery log."""
-    row = get_webhook(db, webhook_id)
-    db.execute("DELETE FROM webhooks WHERE id = ?", [webhook_id])
+def remove_webhook(
+    db: Database,
+    webhook_id: int,
+    now: datetime | None = None,
+    actor: str = "cli",
+) -> dict[str, Any]:
+    """Delete a webhook with its queue and delivery log; with ``now``, the audit trail
+    records who removed it."""
+    with write_transaction(db):
+        row = get_webhook(db, webhook_id)
+        db.execute("DELETE FROM webhooks WHERE id = ?", [webhook_id])
+        if now is not None:
+            _record(
+                db,
+                Event.WEBHOOK_REMOVED,
+                now,
+                actor,
+                webhook_id,
+                row["url"],
+                json.loads(row["events"]),
+            )
     return row
 
 
