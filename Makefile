@@ -22,9 +22,9 @@ translations: ## Compile the gettext catalogs (.po -> .mo)
 
 messages: $(STAMP) ## Extract strings and update every catalog (then translate)
 	$(BIN)/pybabel -q extract -F babel.cfg --no-default-keywords -k _ -k _l -k gettext:2 \
-	  -k ngettext:1,2 -o $(VENV)/messages.pot .
-	$(BIN)/pybabel update -i $(VENV)/messages.pot -d monthlydocs/locale -D messages \
-	  --no-fuzzy-matching
+	  -k ngettext:1,2 --add-location=file -w 88 -o $(VENV)/messages.pot .
+	$(BIN)/pybabel -q update -i $(VENV)/messages.pot -d monthlydocs/locale -D messages \
+	  --no-fuzzy-matching -w 88
 
 demo: $(STAMP) ## Build the environment, the demo workspace, and serve its portal
 	$(BIN)/monthlydocs demo --reset --serve $(DEMO_DIR)

@@ -106,8 +106,12 @@ def parse_events(names: str | list[str] | None) -> list[str]:
 
 def check_url(url: str) -> str:
     text = (url or "").strip()
-    parts = urllib.parse.urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(text)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a broken [IPv6] address
+        usable = False
+    if not usable:
         raise InvalidWebhook(
             f"Webhook URL {url!r} must be an http:// or https:// address, like "
             "https://crm.example/hooks/monthlydocs"
@@ -174,7 +178,8 @@ def get_webhook(db: Database, webhook_id: int) -> dict[str, Any]:
 
 
 def list_webhooks(db: Database) -> list[dict[str, Any]]:
-    """Webhooks with their delivery counts by state and their latest answer."""
+    """Webhooks with their delivery counts by state and their latest attempt: its
+    status code, state, error and time (``last_*``, None before the first)."""
     rows = list(
         db.query(
             "SELECT w.id, w.url, w.events, w.created_at,"
@@ -184,10 +189,14 @@ def list_webhooks(db: Database) -> list[dict[str, Any]]:
             "  AND d.state IN ('pending', 'sending')) AS pending,"
             " (SELECT count(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id"
             "  AND d.state = 'failed') AS failed,"
-            " (SELECT d.status_code FROM webhook_deliveries d WHERE d.webhook_id = w.id"
+            " last.status_code AS last_status, last.state AS last_state,"
+            " last.last_error AS last_error,"
+            " coalesce(last.delivered_at, last.claimed_at) AS last_at"
+            " FROM webhooks w LEFT JOIN webhook_deliveries last ON last.id = ("
+            "  SELECT d.id FROM webhook_deliveries d WHERE d.webhook_id = w.id"
             "  AND d.attempts > 0 ORDER BY coalesce(d.delivered_at, d.claimed_at) DESC,"
-            "  d.id DESC LIMIT 1) AS last_status"
-            " FROM webhooks w ORDER BY w.id"
+            "  d.id DESC LIMIT 1)"
+            " ORDER BY w.id"
         )
     )
     for row in rows:

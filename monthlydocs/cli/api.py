@@ -175,7 +175,8 @@ def webhook_remove(
     from ..webhooks import remove_webhook
     from ._output import say
 
-    row = remove_webhook(_obj(ctx).db, webhook)
+    obj = _obj(ctx)
+    row = remove_webhook(obj.db, webhook, obj.now())
     say(f"Removed webhook #{row['id']} {row['url']}.")
 
 

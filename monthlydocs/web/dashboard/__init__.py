@@ -3,10 +3,11 @@
 Each module adds its views to ``bp``: ``auth`` (login, logout), ``home`` (the overview
 and its live feed), ``checklist`` (one checklist: review, reminders, link), ``clients``
 (clients and CSV import), ``doc_templates`` (templates and their slots), ``generating``
-(bulk generation) and ``exporting`` (the ZIP download). Every view but the login page
-requires a signed-in staff user (checked once, in ``_require_staff``); a test walks the
-URL map to prove that no route escapes it. Every view is one call of the core; the
-staff member's email is the actor the audit trail records.
+(bulk generation), ``exporting`` (the ZIP download) and ``integrations`` (webhooks and
+their delivery logs). Every view but the login page requires a signed-in staff user
+(checked once, in ``_require_staff``); a test walks the URL map to prove that no route
+escapes it. Every view is one call of the core; the staff member's email is the actor
+the audit trail records.
 """
 
 from __future__ import annotations
@@ -336,9 +337,10 @@ from . import (  # noqa: E402  (the modules add their views to bp)
     exporting,
     generating,
     home,
+    integrations,
 )
 
 __all__ = [
     "auth", "bp", "checklist", "clients", "doc_templates", "exporting", "generating",
-    "home", "init_app",
+    "home", "init_app", "integrations",
 ]
