@@ -580,7 +580,7 @@ def _paths() -> dict[str, Any]:
         f"{P}/checklists/{{checklist_id}}/reminders": {
             "post": _operation(
                 "Remind the client now (the next step of their sequence)",
-                {202: ("Queued; the next `remind` run sends it", "Reminder")},
+                {202: ("Accepted: sent right away by the app (or the next `remind`)", "Reminder")},
                 errors=(403, 404, 409),
                 parameters=checklist_id,
                 creates=True,
