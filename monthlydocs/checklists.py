@@ -439,3 +439,42 @@ def group_by_client(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]
     for row in rows:
         grouped[row["client_id"]].append(row)
     return grouped
+
+
+def of_client(db: Database, client_id: int) -> list[dict[str, Any]]:
+    """A client's checklists, newest period first."""
+    return list(
+        db.query(
+            "SELECT * FROM checklists WHERE client_id = ? ORDER BY period DESC, id DESC",
+            [client_id],
+        )
+    )
+
+
+def remindable(db: Database, client_id: int) -> list[dict[str, Any]]:
+    """A client's checklists that a reminder can be about: open, link already sent."""
+    return [
+        row
+        for row in of_client(db, client_id)
+        if not row["completed_at"] and not row["archived_at"] and row["link_sent_at"]
+    ]
+
+
+def labels(db: Database, ids: list[int]) -> dict[int, tuple[str, str]]:
+    """Template name and period of each checklist id, for display."""
+    return {
+        row[0]: (row[1], row[2])
+        for row in db.execute(
+            "SELECT id, template_name, period FROM checklists"
+            " WHERE id IN (SELECT value FROM json_each(?))",
+            [json.dumps(ids)],
+        )
+    }
+
+
+def links_by_id(db: Database, base_url: str) -> dict[int, str]:
+    """The portal link of every checklist (for the demo's printout)."""
+    return {
+        row[0]: links.link_for(base_url, row[1])
+        for row in db.execute("SELECT id, token FROM checklists")
+    }

@@ -326,3 +326,14 @@ def _parse_entry(entry: Any, index: int, path: Path) -> tuple[dict, list[dict]]:
     if len(set(names)) != len(names):
         raise TemplateError(f"{where} ({fields['slug']}) names a slot twice")
     return fields, slot_list
+
+
+def slugs_of_client(db: Database, client_id: int) -> list[str]:
+    return [
+        row[0]
+        for row in db.execute(
+            "SELECT t.slug FROM assignments a JOIN templates t ON t.id = a.template_id"
+            " WHERE a.client_id = ? ORDER BY t.slug",
+            [client_id],
+        )
+    ]

@@ -47,3 +47,15 @@ def test_writes_that_read_first_take_the_write_lock():
         assert "db.atomic()" not in path.read_text(encoding="utf-8"), (
             f"{path.relative_to(PACKAGE)} uses db.atomic(): use write_transaction(db)"
         )
+
+
+def test_faces_write_no_sql():
+    import re
+
+    statement = re.compile(r"[\"'](SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER) ")
+    for face in ("cli", "web"):
+        for path in (PACKAGE / face).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            assert not statement.search(text), (
+                f"{path.relative_to(PACKAGE)} writes SQL: move it into the core"
+            )

@@ -46,8 +46,12 @@ def table(
     out = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for position, column in enumerate(columns):
         # The first column (a name) may wrap; the others are short values kept whole.
-        out.add_column(column, justify=justify.get(column, "left"), overflow="fold",
-                       no_wrap=position > 0)
+        out.add_column(
+            column,
+            justify=justify.get(column, "left"),
+            overflow="fold",
+            no_wrap=position > 0,
+        )
     for row in cells:
         out.add_row(*row)
     console.print(out)

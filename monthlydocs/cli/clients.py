@@ -111,7 +111,9 @@ def show(
 
     Example: monthlydocs client show dupont
     """
+    from ..checklists import of_client
     from ..events import for_client
+    from ..templates import slugs_of_client
     from ._output import say, table
 
     obj = _obj(ctx)
@@ -127,22 +129,8 @@ def show(
         ("Added", "created_at"),
     ):
         say(f"{label + ':':10} {row[key] if row[key] is not None else '-'}")
-    slugs = [
-        r["slug"]
-        for r in db.query(
-            "SELECT t.slug FROM assignments a JOIN templates t ON t.id = a.template_id"
-            " WHERE a.client_id = ? ORDER BY t.slug",
-            [row["id"]],
-        )
-    ]
-    say(f"{'Templates:':10} {', '.join(slugs) or '-'}")
-    lists = list(
-        db.query(
-            "SELECT id, template_name, period, due_on, link_sent_at, completed_at"
-            " FROM checklists WHERE client_id = ? ORDER BY period DESC, id DESC",
-            [row["id"]],
-        )
-    )
+    say(f"{'Templates:':10} {', '.join(slugs_of_client(db, row['id'])) or '-'}")
+    lists = of_client(db, row["id"])
     if lists:
         table(
             "Checklists",
@@ -304,7 +292,11 @@ def approve(
     approve_client(db, row["id"], now)
     for template_row in template_rows:
         assign(db, [row["id"]], template_row["id"], now)
-    say(f"Approved #{row['id']} {row['name']}"
-        + (f"; assigned {', '.join(t['slug'] for t in template_rows)}"
-           if template_rows else
-           "; assign templates with `monthlydocs client assign`"))
+    say(
+        f"Approved #{row['id']} {row['name']}"
+        + (
+            f"; assigned {', '.join(t['slug'] for t in template_rows)}"
+            if template_rows
+            else "; assign templates with `monthlydocs client assign`"
+        )
+    )

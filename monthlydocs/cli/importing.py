@@ -10,23 +10,38 @@ import typer
 
 def import_clients(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(
-        metavar="FILE",
-        help="CSV or text file exported from Excel or an accounting tool.",
-        dir_okay=False,
-    )],
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Show the mapping and the outcome; write nothing."
-    )] = False,
-    map_: Annotated[list[str] | None, typer.Option(
-        "--map", metavar="COLUMN=FIELD",
-        help="Map a column to a field (name, first_name, last_name, company, email, "
-        "phone, mobile, language, notes, ignore). Repeatable.",
-    )] = None,
-    template: Annotated[str | None, typer.Option(
-        "--template", "-t", metavar="SLUG",
-        help="Assign every imported client to this template.",
-    )] = None,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE",
+            help="CSV or text file exported from Excel or an accounting tool.",
+            dir_okay=False,
+        ),
+    ],
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show the mapping and the outcome; write nothing."
+        ),
+    ] = False,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            metavar="COLUMN=FIELD",
+            help="Map a column to a field (name, first_name, last_name, company, email, "
+            "phone, mobile, language, notes, ignore). Repeatable.",
+        ),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            "-t",
+            metavar="SLUG",
+            help="Assign every imported client to this template.",
+        ),
+    ] = None,
 ) -> None:
     """Import clients from a CSV file; clients already there (same email) are updated.
 
@@ -44,7 +59,9 @@ def import_clients(
     # Looked up first so that an unknown slug stops the import before it writes.
     template_row = get_template(db, template) if template else None
     result = run_import(
-        db, file, obj.now(),
+        db,
+        file,
+        obj.now(),
         region=obj.settings.firm.country,
         overrides=overrides,
         dry_run=dry_run,

@@ -78,12 +78,10 @@ def remind(
 
 def _show_plan(plan, db, now) -> None:
     from .. import outbox
+    from ..checklists import labels
     from ._output import say, table
 
-    names = {
-        r[0]: (r[1], r[2])
-        for r in db.execute("SELECT c.id, c.template_name, c.period FROM checklists c")
-    }
+    names = labels(db, [d.checklist_id for p in plan.clients for d in p.decisions])
     rows = []
     for client_plan in plan.clients:
         for decision in client_plan.decisions:
@@ -138,14 +136,7 @@ def send(
         template_id = get_template(db, template)["id"] if template else None
         targets = [checklists.find_for_client(db, row["id"], template_id, period)]
     else:
-        targets = [
-            c
-            for c in db.query(
-                "SELECT * FROM checklists WHERE client_id = ? AND completed_at IS NULL"
-                " AND archived_at IS NULL AND link_sent_at IS NOT NULL",
-                [row["id"]],
-            )
-        ]
+        targets = checklists.remindable(db, row["id"])
     if not targets:
         raise MonthlydocsError(
             f"{row['name']} has no open checklist whose link was sent: nothing to "
@@ -190,4 +181,6 @@ def _set_paused(ctx: typer.Context, client: str, paused: bool) -> None:
     obj = _obj(ctx)
     row = obj.client(client)
     set_paused(obj.db, row["id"], paused, obj.now())
-    say(f"Reminders {'paused' if paused else 'resumed'} for #{row['id']} {row['name']}.")
+    say(
+        f"Reminders {'paused' if paused else 'resumed'} for #{row['id']} {row['name']}."
+    )

@@ -16,11 +16,13 @@ def _obj(ctx: typer.Context):
 
 def serve(
     ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host",
-                             help="Address to listen on (0.0.0.0: every interface)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."
+    ),
     port: int = typer.Option(8000, "--port", "-p", help="Port to listen on."),
-    threads: int = typer.Option(8, "--threads",
-                                help="Requests handled at the same time."),
+    threads: int = typer.Option(
+        8, "--threads", help="Requests handled at the same time."
+    ),
 ) -> None:
     """Run the client portal under the waitress WSGI server until Ctrl+C.
 
@@ -45,29 +47,40 @@ def run_portal(settings, host: str, port: int, threads: int = 8, verbose: bool =
     from ._output import say
 
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s "
-                                           "%(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
     install_log_masking(handler)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        handlers=[handler], force=True)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True
+    )
     app = create_app(settings, send_in_background=True)
-    say(f"Portal of {settings.firm.name} listening on http://{host}:{port}/ "
+    say(
+        f"Portal of {settings.firm.name} listening on http://{host}:{port}/ "
         f"(clients use {settings.portal.base_url}); staff dashboard at "
-        f"http://{host}:{port}/dashboard/. Ctrl+C stops it.")
+        f"http://{host}:{port}/dashboard/. Ctrl+C stops it."
+    )
     run(
-        app, host=host, port=port, threads=threads, ident="monthlydocs",
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="monthlydocs",
         # Room for a full form of files; each file is still held to max_upload_mb.
         max_request_body_size=max_bytes(settings.storage.max_upload_mb)
-        * MAX_FILES_PER_REQUEST + 1024 * 1024,
+        * MAX_FILES_PER_REQUEST
+        + 1024 * 1024,
     )
 
 
 def invite(
     ctx: typer.Context,
-    rotate: bool = typer.Option(False, "--rotate",
-                                help="Replace the link: the old one stops working."),
-    whatsapp: bool = typer.Option(False, "--whatsapp",
-                                  help="Print a WhatsApp share link instead."),
+    rotate: bool = typer.Option(
+        False, "--rotate", help="Replace the link: the old one stops working."
+    ),
+    whatsapp: bool = typer.Option(
+        False, "--whatsapp", help="Print a WhatsApp share link instead."
+    ),
 ) -> None:
     """Print the firm's invite link, where new clients register themselves.
 
@@ -82,15 +95,25 @@ def invite(
     obj = _obj(ctx)
     settings = obj.settings
     secret = settings.firm.secret_key
-    token = (portal.rotate_invite(obj.db, secret, obj.now()) if rotate
-             else portal.invite_token(obj.db, secret))
+    token = (
+        portal.rotate_invite(obj.db, secret, obj.now())
+        if rotate
+        else portal.invite_token(obj.db, secret)
+    )
     url = portal.invite_link(settings.portal.base_url, token)
     if not settings.portal.self_registration:
-        warn("Note: portal.self_registration is false, so this link shows the "
-             "'link does not work' page until you turn it on.")
+        warn(
+            "Note: portal.self_registration is false, so this link shows the "
+            "'link does not work' page until you turn it on."
+        )
     if whatsapp:
         language = settings.firm.default_language
-        text = gettext(language, "Hello, you can register with %(firm)s here to send "
-                       "your documents: %(link)s", firm=settings.firm.name, link=url)
+        text = gettext(
+            language,
+            "Hello, you can register with %(firm)s here to send "
+            "your documents: %(link)s",
+            firm=settings.firm.name,
+            link=url,
+        )
         url = links.whatsapp_url(None, text)
     typer.echo(url)

@@ -66,23 +66,23 @@ def demo(
         f"{result.created} checklists created; {report.sent} emails written to "
         f"{settings.outbox_dir}"
     )
-    from ..checklists import status
+    from ..checklists import links_by_id, status
     from ..db import open_db
-    from ..links import link_for
 
     db = open_db(settings.database_path)
     from ..timeutil import local_date
 
     _counts, rows = status(db, local_date(obj.now(), settings.firm.timezone))
-    tokens = {r["id"]: r["token"] for r in db.query("SELECT id, token FROM checklists")}
+    urls = links_by_id(db, settings.portal.base_url)
     say("Portal links (one per checklist):")
     for r in rows:
-        url = link_for(settings.portal.base_url, tokens[r["id"]])
-        say(f"  {r['client']} ({r['template']} {r['period']}): {url}")
+        say(f"  {r['client']} ({r['template']} {r['period']}): {urls[r['id']]}")
     from ..workspace import DEMO_STAFF
 
-    say(f"Staff dashboard: {settings.portal.base_url}/dashboard/ (sign in as "
-        f"{DEMO_STAFF[0]}, password {DEMO_STAFF[1]})")
+    say(
+        f"Staff dashboard: {settings.portal.base_url}/dashboard/ (sign in as "
+        f"{DEMO_STAFF[0]}, password {DEMO_STAFF[1]})"
+    )
     say(f"Try: monthlydocs --config {settings.path} status")
     if serve:
         from .serve import run_portal

@@ -28,6 +28,7 @@ from flask_babel import format_date, format_decimal, get_locale, ngettext, refre
 from flask_babel import gettext as _
 
 from .. import portal, storage
+from ..clients import get_client
 from ..config import LANGUAGES
 from ..errors import LinkNotFound, UploadError
 from . import get_db, get_settings, now
@@ -35,13 +36,20 @@ from . import get_db, get_settings, now
 bp = Blueprint("portal", __name__)
 
 LANGUAGE_NAMES = {
-    "en": "English", "fr": "Français", "de": "Deutsch", "es": "Español",
+    "en": "English",
+    "fr": "Français",
+    "de": "Deutsch",
+    "es": "Español",
     "id": "Bahasa Indonesia",
 }
 # Endpoints whose URL holds a token: unknown tokens there count against the rate limit.
 LINK_ENDPOINTS = (
-    "portal.page", "portal.upload", "portal.not_applicable", "portal.undo",
-    "portal.remove", "portal.join",
+    "portal.page",
+    "portal.upload",
+    "portal.not_applicable",
+    "portal.undo",
+    "portal.remove",
+    "portal.join",
 )
 
 
@@ -55,15 +63,20 @@ def init_limits(app, settings) -> None:
     from flask_limiter.util import get_remote_address
 
     limiter = Limiter(
-        get_remote_address, app=app, storage_uri="memory://", headers_enabled=False,
+        get_remote_address,
+        app=app,
+        storage_uri="memory://",
+        headers_enabled=False,
     )
     app.extensions["monthlydocs.limiter"] = limiter
     failed_links = limiter.shared_limit(
-        settings.portal.failed_link_limit, scope="links",
+        settings.portal.failed_link_limit,
+        scope="links",
         deduct_when=lambda response: response.status_code == 404,
     )
     registrations = limiter.limit(
-        settings.portal.registration_limit, methods=["POST"],
+        settings.portal.registration_limit,
+        methods=["POST"],
         deduct_when=lambda response: response.status_code in (200, 303),
     )
     for endpoint in LINK_ENDPOINTS:
@@ -119,8 +132,11 @@ def logo():
     if not path.is_file():
         abort(404)
     mimetype = {
-        ".svg": "image/svg+xml", ".png": "image/png", ".webp": "image/webp",
-        ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+        ".svg": "image/svg+xml",
+        ".png": "image/png",
+        ".webp": "image/webp",
+        ".jpg": "image/jpeg",
+        ".jpeg": "image/jpeg",
     }.get(path.suffix.lower(), "application/octet-stream")
     return send_file(path, mimetype=mimetype, max_age=3600)
 
@@ -145,8 +161,9 @@ def page(token: str):
 Message = tuple[str, str, int | None]  # (ok | info | error, text, item id or None)
 
 
-def render_page(checklist, token: str, status: int = 200,
-                messages: list[Message] | None = None):
+def render_page(
+    checklist, token: str, status: int = 200, messages: list[Message] | None = None
+):
     view = portal.page(get_db(), checklist)
     if g.get("client_language") != view.client["language"]:
         g.client_language = view.client["language"]
@@ -160,8 +177,12 @@ def render_page(checklist, token: str, status: int = 200,
         else:
             page_messages.append((category, text))
     return render_template(
-        "portal/page.html", view=view, token=token, page_messages=page_messages,
-        slot_messages=slot_messages, **_page_context(view),
+        "portal/page.html",
+        view=view,
+        token=token,
+        page_messages=page_messages,
+        slot_messages=slot_messages,
+        **_page_context(view),
     ), status
 
 
@@ -182,23 +203,26 @@ def _checklist(token: str) -> dict[str, Any]:
     checklist = portal.find_checklist(
         get_db(), token, now(), settings.portal.link_grace_days
     )
-    client = get_db().execute(
-        "SELECT language FROM clients WHERE id = ?", [checklist["client_id"]]
-    ).fetchone()
-    g.client_language = client[0] if client else None
+    g.client_language = get_client(get_db(), checklist["client_id"])["language"]
     g.checklist, g.token = checklist, token
     refresh()  # the language may have been settled before the client was known
     return checklist
 
 
-def done(checklist, token: str, item_id: int | None,
-         messages: list[tuple[str, str]], status: int = 200):
+def done(
+    checklist,
+    token: str,
+    item_id: int | None,
+    messages: list[tuple[str, str]],
+    status: int = 200,
+):
     """The answer to an action: JSON for the script, else flash and redirect."""
     if wants_json():
         return slot_json(checklist, token, item_id, messages, status)
     if status >= 400:
-        return render_page(checklist, token, status,
-                           [(c, t, item_id) for c, t in messages])
+        return render_page(
+            checklist, token, status, [(c, t, item_id) for c, t in messages]
+        )
     for category, text in messages:
         flash(text, f"{category}:{item_id}")
     return redirect(url_for("portal.page", token=token, _anchor=f"slot-{item_id}"), 303)
@@ -215,8 +239,10 @@ def slot_json(checklist, token, item_id, messages, status=200):
     }
     if item_id in by_id:
         body["slot"] = render_template(
-            "portal/_slot.html", slot=by_id[item_id],
-            slot_messages={item_id: list(messages)}, **context,
+            "portal/_slot.html",
+            slot=by_id[item_id],
+            slot_messages={item_id: list(messages)},
+            **context,
         )
     return jsonify(body), status
 
@@ -238,8 +264,9 @@ def upload(token: str, item_id: int):
     first_error: UploadError | None = None
     for part in chosen:
         try:
-            result = portal.upload(get_db(), get_settings(), checklist, item_id,
-                                   part.stream, now())
+            result = portal.upload(
+                get_db(), get_settings(), checklist, item_id, part.stream, now()
+            )
         except UploadError as exc:
             from .errors import message_for
 
@@ -247,15 +274,29 @@ def upload(token: str, item_id: int):
             messages.append(("error", message_for(exc)))
             continue
         if result.duplicate:
-            messages.append(("info", _(
-                "“%(name)s” was already sent: it is kept only once.",
-                name=result.document["original_filename"])))
+            messages.append(
+                (
+                    "info",
+                    _(
+                        "“%(name)s” was already sent: it is kept only once.",
+                        name=result.document["original_filename"],
+                    ),
+                )
+            )
         else:
             stored += 1
     if stored:
-        messages.insert(0, ("ok", ngettext(
-            "%(num)d file received, thank you.", "%(num)d files received, thank you.",
-            stored)))
+        messages.insert(
+            0,
+            (
+                "ok",
+                ngettext(
+                    "%(num)d file received, thank you.",
+                    "%(num)d files received, thank you.",
+                    stored,
+                ),
+            ),
+        )
     if first_error is not None and not stored:
         from .errors import status_for
 
@@ -266,27 +307,38 @@ def upload(token: str, item_id: int):
 @bp.post("/c/<token>/items/<int:item_id>/not-applicable")
 def not_applicable(token: str, item_id: int):
     checklist = _checklist(token)
-    portal.mark_not_applicable(get_db(), checklist, item_id,
-                               request.form.get("reason"), now())
-    return done(checklist, token, item_id,
-                [("ok", _("Noted: nothing to send for this one."))])
+    portal.mark_not_applicable(
+        get_db(), checklist, item_id, request.form.get("reason"), now()
+    )
+    return done(
+        checklist, token, item_id, [("ok", _("Noted: nothing to send for this one."))]
+    )
 
 
 @bp.post("/c/<token>/items/<int:item_id>/undo")
 def undo(token: str, item_id: int):
     checklist = _checklist(token)
     portal.undo_not_applicable(get_db(), checklist, item_id, now())
-    return done(checklist, token, item_id,
-                [("ok", _("Undone: this document is on your list again."))])
+    return done(
+        checklist,
+        token,
+        item_id,
+        [("ok", _("Undone: this document is on your list again."))],
+    )
 
 
 @bp.post("/c/<token>/documents/<int:document_id>/remove")
 def remove(token: str, document_id: int):
     checklist = _checklist(token)
-    document = portal.remove_document(get_db(), get_settings(), checklist,
-                                      document_id, now())
-    return done(checklist, token, document["item_id"], [("ok", _(
-        "“%(name)s” removed.", name=document["original_filename"]))])
+    document = portal.remove_document(
+        get_db(), get_settings(), checklist, document_id, now()
+    )
+    return done(
+        checklist,
+        token,
+        document["item_id"],
+        [("ok", _("“%(name)s” removed.", name=document["original_filename"]))],
+    )
 
 
 # -- self-registration ---------------------------------------------------------------
@@ -299,8 +351,10 @@ def join(token: str):
 
     db, settings = get_db(), get_settings()
     portal.check_invite(db, settings, token)
-    form = {key: request.form.get(key, "").strip()
-            for key in ("name", "email", "phone", "language")}
+    form = {
+        key: request.form.get(key, "").strip()
+        for key in ("name", "email", "phone", "language")
+    }
     if request.method == "GET":
         form["language"] = str(get_locale())
         return render_template("portal/join.html", form=form, errors={})
@@ -313,17 +367,23 @@ def join(token: str):
     try:
         if not errors:
             portal.register_client(
-                db, settings, token,
-                ClientInput(form["name"], form["email"], form["phone"] or None,
-                            form["language"]),
+                db,
+                settings,
+                token,
+                ClientInput(
+                    form["name"], form["email"], form["phone"] or None, form["language"]
+                ),
                 now(),
             )
     except InvalidEmail:
-        errors["email"] = _("This email address does not look right. Check it and "
-                            "try again.")
+        errors["email"] = _(
+            "This email address does not look right. Check it and try again."
+        )
     except InvalidPhone:
-        errors["phone"] = _("This phone number does not look right. Write it with "
-                            "its country code, for example +33 6 12 34 56 78.")
+        errors["phone"] = _(
+            "This phone number does not look right. Write it with "
+            "its country code, for example +33 6 12 34 56 78."
+        )
     except InvalidLanguage:
         errors["language"] = _("Choose a language from the list.")
     except LinkNotFound:
