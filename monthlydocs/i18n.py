@@ -7,7 +7,7 @@ folder, so a word is translated once for email and portal alike.
 from __future__ import annotations
 
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from .config import LANGUAGES
@@ -35,12 +35,16 @@ def gettext(language: str, message: str, **values) -> str:
     return text % values if values else text
 
 
+@lru_cache(maxsize=4096)
 def format_day(day: date, language: str, form: str = "long") -> str:
+    """A date in the language's own words (cached: a run formats the same few dates
+    for thousands of messages)."""
     from babel.dates import format_date
 
     return format_date(day, format=form, locale=language)
 
 
+@lru_cache(maxsize=4096)
 def period_label(period: str, language: str) -> str:
     """'2026-12' -> 'December 2026' / 'décembre 2026'; '2026-Q4' -> 'Q4 2026'."""
     from babel.dates import format_date

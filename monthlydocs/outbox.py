@@ -2,10 +2,11 @@
 
 Each message is a row before it is anything else. A run claims a row with a conditional
 UPDATE, committed before the message leaves; hands it to the channel; then marks it sent.
-Two overlapping runs can never claim the same row. A run killed between claim and mark
-leaves its one row in "sending": the next run on this machine sees that the claiming
-process is gone and takes the row back (elsewhere, after ``STALE_CLAIM``). That one
-message is the only one that may arrive twice.
+Two overlapping runs can never claim the same row. While the channel sends one message,
+the run claims and composes the next, so a run killed at any moment leaves at most two
+rows in "sending": the one in the channel's hands, the only message that may arrive
+twice, and the next one, not sent. The next run on this machine sees that the claiming
+process is gone and takes both back (elsewhere, after ``STALE_CLAIM``).
 """
 
 from __future__ import annotations
@@ -129,6 +130,20 @@ def claim(db: Database, message_id: int, now: datetime) -> dict[str, Any] | None
     return dict(zip(columns, found, strict=True)) if found else None
 
 
+def release(db: Database, message: dict[str, Any]) -> None:
+    """Give back a claim on a message that was not handed to its channel."""
+    with write_transaction(db):
+        db.execute(
+            "UPDATE messages SET state = ?, attempts = attempts - 1, claimed_at = NULL,"
+            " claimed_by = NULL WHERE id = ? AND state = 'sending' AND claimed_by = ?",
+            [
+                "pending" if message["attempts"] <= 1 else "failed",
+                message["id"],
+                message["claimed_by"],
+            ],
+        )
+
+
 def mark_sent(
     db: Database, message: dict[str, Any], now: datetime, provider_id: str | None
 ) -> None:
@@ -203,33 +218,68 @@ def deliver(
     ``should_stop`` is asked between messages, so a stop request lets the message in
     flight finish and leaves the rest for the next run.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from .compose import build_for_channel, open_backend
 
     report = DeliveryReport()
     ids = due_ids(db, now, channel, limit)
     if not ids:
         return report
-    with backend or open_backend(settings, channel) as sender:
+
+    def settle(message: dict[str, Any], sending) -> None:
+        """Record how one message went (``sending``: its future, or the error that
+        stopped it before it left); only this thread touches the database."""
+        error = None
+        try:
+            if isinstance(sending, DeliveryError):
+                raise sending
+            provider_id = sending.result()
+        except DeliveryError as exc:
+            error = str(exc)
+            mark_failed(
+                db, message, now, error, isinstance(exc, PermanentDeliveryError)
+            )
+            report.failed += 1
+            report.errors.append((message["id"], message["recipient"], error))
+        else:
+            mark_sent(db, message, now, provider_id)
+            report.sent += 1
+        if on_message:
+            on_message(message, error)
+
+    # While the channel sends one message (waiting on the network), this thread claims
+    # and composes the next. Only the message in the channel's hands can be in doubt if
+    # the process dies: the next one is claimed but unsent, and the next run takes it
+    # back (its claimer is gone).
+    with (
+        backend or open_backend(settings, channel) as sender,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"send-{channel}") as pool,
+    ):
+        in_flight = None
         for message_id in ids:
             if should_stop and should_stop():
                 break
             message = claim(db, message_id, now)
             if message is None:
                 continue
-            error = None
             try:
-                provider_id = sender.send(build_for_channel(db, settings, message))
+                built = build_for_channel(db, settings, message)
             except DeliveryError as exc:
-                error = str(exc)
-                permanent = isinstance(exc, PermanentDeliveryError)
-                mark_failed(db, message, now, error, permanent)
-                report.failed += 1
-                report.errors.append((message_id, message["recipient"], error))
-            else:
-                mark_sent(db, message, now, provider_id)
-                report.sent += 1
-            if on_message:
-                on_message(message, error)
+                if in_flight is not None:
+                    settle(*in_flight)
+                    in_flight = None
+                settle(message, exc)
+                continue
+            if in_flight is not None:
+                settle(*in_flight)
+                in_flight = None
+            if should_stop and should_stop():
+                release(db, message)  # asked to stop while it was being composed
+                break
+            in_flight = (message, pool.submit(sender.send, built))
+        if in_flight is not None:
+            settle(*in_flight)
     return report
 
 
