@@ -112,27 +112,28 @@ def _unique(arcname: str, taken: set[str]) -> str:
 
 
 def manifest(items: list[Entry]) -> bytes:
-    """The CSV manifest; cells that a spreadsheet would run as formulas are quoted."""
+    """The CSV manifest; any cell a spreadsheet would run as a formula gets a leading '."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(MANIFEST_COLUMNS)
     for entry in items:
         row = entry.row
-        writer.writerow(
-            [
-                safe_cell(row["client"]),
-                row["email"],
-                safe_cell(row["template"]),
-                row["period"],
-                safe_cell(row["slot"]),
-                entry.arcname,
-                row["size"],
-                row["sha256"],
-                row["uploaded_at"],
-                row["review_state"],
-                safe_cell(row["review_note"] or ""),
-            ]
-        )
+        values = [
+            row["client"],
+            row["email"],
+            row["template"],
+            row["period"],
+            row["slot"],
+            entry.arcname,  # starts with the client's folder name
+            row["size"],
+            row["sha256"],
+            row["uploaded_at"],
+            row["review_state"],
+            row["review_note"],
+        ]
+        # Every cell, not only the free-text ones: a client who registered themselves
+        # chose their own name and email, and the file column starts with that name.
+        writer.writerow([safe_cell(value) for value in values])
     # A BOM so that Excel opens the UTF-8 file with its accents intact.
     return "\ufeff".encode() + out.getvalue().encode("utf-8")
 

@@ -175,19 +175,41 @@ def test_export_folder_and_filters(desk, cli, tmp_path):
 def test_manifest_never_writes_formulas():
     row = {
         "client": '=HYPERLINK("x")',
-        "email": "a@b.c",
-        "template": "T",
-        "period": "2026-12",
+        "email": "=x@example.com",
+        "template": "-T",
+        "period": "+2026-12",
         "slot": "+1",
-        "size": 1,
-        "sha256": "0",
-        "uploaded_at": "",
-        "review_state": "pending",
+        "size": "=1",
+        "sha256": "@0",
+        "uploaded_at": "\t2026",
+        "review_state": "\r=pending",
         "review_note": "@x",
     }
-    text = export.manifest([export.Entry("a", None, row)]).decode("utf-8-sig")
-    parsed = list(csv.reader(io.StringIO(text)))[1]
-    assert parsed[0].startswith("'=") and parsed[4] == "'+1" and parsed[10] == "'@x"
+    entry = export.Entry("=1+2_cmd/a.pdf", None, row)
+    text = export.manifest([entry]).decode("utf-8-sig")
+    header, parsed = list(csv.reader(io.StringIO(text)))
+    assert header == export.MANIFEST_COLUMNS and len(parsed) == len(header)
+    for column, cell in zip(header, parsed, strict=True):
+        assert cell.startswith("'"), column
+    assert parsed[0] == '\'=HYPERLINK("x")' and parsed[5] == "'=1+2_cmd/a.pdf"
+
+
+def test_export_of_a_self_chosen_name_and_email_has_no_formula(desk, cli, tmp_path):
+    settings, db, (mueller, _dupont) = desk
+    db.execute(
+        "UPDATE clients SET name = ?, email = ? WHERE id = ?",
+        ["=1+2*cmd", "=x@example.com", mueller],
+    )
+    db.conn.commit()
+    upload(settings, db, mueller, "Bank statements", "a.pdf")
+    target = tmp_path / "x.zip"
+    assert cli("export", "--out", str(target)).exit_code == 0
+    with zipfile.ZipFile(target) as archive:
+        text = archive.read("manifest.csv").decode("utf-8-sig")
+    [row] = list(csv.DictReader(io.StringIO(text)))
+    assert all(not cell.startswith(("=", "+", "-", "@")) for cell in row.values())
+    assert row["email"] == "'=x@example.com"
+    assert row["file"].startswith("'=1+2_cmd/2026-12/")
 
 
 def test_purge_respects_retention_and_deletes_files(desk, cli):
