@@ -151,11 +151,29 @@ def init_app(app: Flask) -> None:
 
 
 def _rate_key() -> str:
-    # Runs before authentication, so the bucket is the presented token's digest.
-    token = _bearer()
-    if token:
-        return "token:" + tokens.token_digest(token)[:32]
+    """A live token has a bucket of its own; anything else counts against the address.
+
+    The limiter runs before the views, so the token is looked up here (once per
+    request). Keying on whatever token is presented would give each made-up token a
+    fresh bucket, and guessing would never be slowed down.
+    """
+    row = _known_token()
+    if row is not None:
+        return f"token:{row['id']}"
     return "address:" + (request.remote_addr or "")
+
+
+def _known_token() -> dict[str, Any] | None:
+    """The live token row the request presents, or None: looked up once per request."""
+    if "api_token_row" not in g:
+        token, row = _bearer(), None
+        if token is not None:
+            try:
+                row = tokens.authenticate(get_db(), token, now())
+            except tokens.InvalidToken:
+                row = None
+        g.api_token_row = row
+    return g.api_token_row
 
 
 def _bearer() -> str | None:
@@ -261,10 +279,16 @@ def _rate_limited() -> Problem:
     current = limiter.current_limit if limiter is not None else None
     if current is not None:
         headers["Retry-After"] = str(max(1, int(current.reset_at - time.time())))
+    # Unknown and missing tokens share their address's bucket (see _rate_key).
+    who = (
+        "This token"
+        if g.get("api_token_row")
+        else "This address, without a valid token,"
+    )
     return Problem(
         429,
         "rate-limited",
-        f"This token sent more than {current_app.config[RATE_LIMIT_CONFIG]} requests: "
+        f"{who} sent more than {current_app.config[RATE_LIMIT_CONFIG]} requests: "
         "wait until Retry-After seconds have passed",
         headers=headers,
     )
@@ -305,15 +329,14 @@ def _authenticate():
             "The Authorization header must read 'Bearer <token>'",
             headers={"WWW-Authenticate": challenge},
         )
-    try:
-        row = tokens.authenticate(get_db(), token, now())
-    except tokens.InvalidToken:
+    row = _known_token()
+    if row is None:
         raise Problem(
             401,
             "invalid-token",
             "This token is unknown or was revoked: see `monthlydocs token list`",
             headers={"WWW-Authenticate": challenge + ', error="invalid_token"'},
-        ) from None
+        )
     g.api_token = row
     if request.method not in SAFE_METHODS and row["read_only"]:
         raise Problem(

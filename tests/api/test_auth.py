@@ -153,3 +153,36 @@ def test_the_rate_limit_is_per_token(settings, seed, clock, db):
     assert "3 per hour" in problem["detail"]
     assert 1 <= int(response.headers["Retry-After"]) <= 3600
     assert get(second).status_code == 200
+
+
+def test_made_up_tokens_share_their_address_bucket(settings, seed, clock, db):
+    import secrets
+
+    from monthlydocs.web import create_app
+
+    settings.values["api"] = {"rate_limit": "3 per hour"}
+    app = create_app(settings, clock=clock)
+    good = tokens.create_token(db, "good", NOW)[1]
+    http = app.test_client()
+
+    def get(token=None, address="192.0.2.1"):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return http.get(
+            "/api/v1/clients",
+            headers=headers,
+            environ_base={"REMOTE_ADDR": address},
+        )
+
+    guesses = [get("mdk_" + secrets.token_urlsafe(32)).status_code for _ in range(8)]
+    assert guesses == [401, 401, 401] + [429] * 5
+    problem = assert_problem(get(), 429, "rate-limited")  # no token: same bucket
+    assert "without a valid token" in problem["detail"]
+    # A revoked token is no better than a made-up one.
+    revoked = tokens.create_token(db, "old", NOW)[1]
+    tokens.revoke_token(db, "old", NOW)
+    assert get(revoked).status_code == 429
+    # The guesses cost the real token nothing, even from the same address...
+    assert [get(good).status_code for _ in range(3)] == [200, 200, 200]
+    assert get(good).status_code == 429
+    # ...and another address still gets its own answers.
+    assert get("mdk_nope", address="192.0.2.2").status_code == 401
