@@ -172,6 +172,38 @@ def test_templates_from_the_command_line(cli):
     assert "deleted" in cli("template", "remove", "payroll").stdout
 
 
+def test_template_add_again_changes_only_the_options_given(cli, settings):
+    from monthlydocs.db import open_db
+    from monthlydocs.templates import get_template
+
+    cli(
+        "template",
+        "add",
+        "vat",
+        "--name",
+        "VAT",
+        "--cadence",
+        "quarterly",
+        "--due-day",
+        "15",
+        "--description",
+        "Every quarter",
+    )
+    again = cli("template", "add", "vat", "--name", "VAT return")
+    assert again.exit_code == 0 and "Updated template vat" in again.stdout
+    db = open_db(settings.database_path)
+    row = get_template(db, "vat")
+    assert (row["name"], row["cadence"], row["due_day"], row["description"]) == (
+        "VAT return",
+        "quarterly",
+        15,
+        "Every quarter",
+    )
+    cli("template", "add", "payroll", "--name", "Payroll")
+    new = get_template(db, "payroll")
+    assert (new["cadence"], new["due_day"], new["description"]) == ("monthly", 10, "")
+
+
 def test_help_lists_every_command():
     result = run("--help")
     for command in (

@@ -18,13 +18,15 @@ def add(
     ctx: typer.Context,
     slug: str = typer.Argument(..., help="Short name used in commands, e.g. vat."),
     name: str = typer.Option(..., "--name", "-n", help="Name clients see."),
-    cadence: str = typer.Option("monthly", help="monthly, quarterly, yearly or once."),
-    due_day: int = typer.Option(
-        10, "--due-day", help="Day of the month documents are due."
+    cadence: str = typer.Option(
+        None, help="monthly, quarterly, yearly or once (new templates: monthly)."
     ),
-    description: str = typer.Option("", "--description", "-d"),
+    due_day: int = typer.Option(
+        None, "--due-day", help="Day of the month documents are due (new: 10)."
+    ),
+    description: str = typer.Option(None, "--description", "-d"),
 ) -> None:
-    """Create a template (or update it if the slug exists).
+    """Create a template, or update it if the slug exists (only the options given).
 
     Example: monthlydocs template add vat --name "VAT return" --cadence quarterly
     """
