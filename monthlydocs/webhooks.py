@@ -36,7 +36,7 @@ from .db import write_transaction
 from .errors import MonthlydocsError
 from .events import Event, record
 from .outbox import claimer
-from .timeutil import iso
+from .timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -362,15 +362,27 @@ def due(db: Database, now: datetime, limit: int | None = None) -> list[tuple[int
     return [(row[0], row[1]) for row in rows]
 
 
-def claim(db: Database, delivery_id: int, now: datetime) -> dict[str, Any] | None:
-    """Take a delivery for sending; None if another run has it or it is not due."""
+def claim(
+    db: Database, delivery_id: int, now: datetime, at: datetime | None = None
+) -> dict[str, Any] | None:
+    """Take a delivery for sending; None if another run has it or it is not due.
+
+    ``now`` is the run's moment, which decides what is due; ``at`` (default ``now``) is
+    when the claim is made, which another run reads to tell a live claim from a dead one.
+    """
     with write_transaction(db):
         cursor = db.execute(
             "UPDATE webhook_deliveries SET state = 'sending', claimed_at = ?,"
             " claimed_by = ?, attempts = attempts + 1 WHERE id = ? AND"
             " ((state = 'pending' AND next_attempt_at <= ?)"
             "  OR (state = 'sending' AND claimed_at <= ?)) RETURNING *",
-            [iso(now), claimer(), delivery_id, iso(now), iso(now - STALE_CLAIM)],
+            [
+                iso(at or now),
+                claimer(),
+                delivery_id,
+                iso(now),
+                iso(now - STALE_CLAIM),
+            ],
         )
         columns = [c[0] for c in cursor.description]
         found = cursor.fetchone()
@@ -418,8 +430,14 @@ def deliver_due(
     should_stop: Callable[[], bool] | None = None,
     limit: int | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
+    clock: Callable[[], datetime] = utcnow,
 ) -> WebhookReport:
     """Queue new events, then send every due delivery.
+
+    ``now`` is the run's moment: it decides which deliveries are due. ``clock`` is read
+    as each one is claimed, signed and answered: receivers refuse a signature more than
+    a few minutes old, and a run that sent emails first, or waited on slow receivers,
+    is well past its ``now``; the retry's wait counts from the failure too.
 
     ``should_stop`` is asked between deliveries, so a stop request lets the request in
     flight finish and leaves the rest for the next run.
@@ -434,18 +452,19 @@ def deliver_due(
         if webhook_id in failing:
             report.postponed += 1
             continue
-        delivery = claim(db, delivery_id, now)
+        delivery = claim(db, delivery_id, now, at=clock())
         if delivery is None:
             continue
         if webhook_id not in webhooks:
             webhooks[webhook_id] = get_webhook(db, webhook_id)
         webhook = webhooks[webhook_id]
-        answer = _send(db, webhook, delivery, now, timeout, opener)
+        answer = _send(db, webhook, delivery, clock, timeout, opener)
+        answered_at = clock()
         if answer.error is None:
-            _mark_delivered(db, delivery, now, answer.status_code)
+            _mark_delivered(db, delivery, answered_at, answer.status_code)
             report.delivered += 1
         else:
-            _mark_failed(db, delivery, now, answer)
+            _mark_failed(db, delivery, answered_at, answer)
             failing.add(webhook_id)
             report.failed += 1
             report.errors.append((delivery_id, webhook["url"], answer.error))
@@ -453,12 +472,16 @@ def deliver_due(
 
 
 def deliver_quietly(
-    db: Database, now: datetime, *, should_stop: Callable[[], bool] | None = None
+    db: Database,
+    now: datetime,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> WebhookReport | None:
     """deliver_due for `remind` and the daemon: a webhook problem is logged, never
     raised, so that it cannot stop reminders going out."""
     try:
-        return deliver_due(db, now, should_stop=should_stop)
+        return deliver_due(db, now, should_stop=should_stop, clock=clock)
     except Exception:
         log.exception("webhook delivery failed")
         return None
@@ -468,7 +491,7 @@ def _send(
     db: Database,
     webhook: dict[str, Any],
     delivery: dict[str, Any],
-    now: datetime,
+    clock: Callable[[], datetime],
     timeout: float,
     opener: urllib.request.OpenerDirector,
 ) -> Answer:
@@ -485,7 +508,8 @@ def _send(
         "User-Agent": USER_AGENT,
         EVENT_HEADER: delivery["event"],
         DELIVERY_HEADER: str(delivery["id"]),
-        SIGNATURE_HEADER: sign(webhook["secret"], int(now.timestamp()), body),
+        # Signed as it leaves, not when the run began: see deliver_due.
+        SIGNATURE_HEADER: sign(webhook["secret"], int(clock().timestamp()), body),
     }
     return post(webhook["url"], body, headers, timeout, opener)
 

@@ -58,7 +58,7 @@ class Sender:
         db = open_db(self.settings.database_path, migrate=False)
         try:
             outbox.deliver_all(db, self.settings, self.clock())
-            webhooks.deliver_quietly(db, self.clock())
+            webhooks.deliver_quietly(db, self.clock(), clock=self.clock)
         finally:
             db.close()
 

@@ -208,6 +208,7 @@ def verify_signature(
 class Received:
     headers: dict[str, str]
     body: bytes
+    at: datetime | None = None  # the receiver's clock when it arrived, if it has one
 
     @property
     def json(self) -> dict[str, Any]:
@@ -216,18 +217,24 @@ class Received:
 
 class Receiver:
     """A real HTTP server in a thread. ``answers`` are given in turn: a status code,
-    or (status, headers); when none are left it answers 204."""
+    or (status, headers); when none are left it answers 204. With a ``clock`` (a
+    Clock), each request notes the time on it when it arrived, without moving it."""
 
     def __init__(self):
         self.received: list[Received] = []
         self.answers: list[Any] = []
+        self.clock: Clock | None = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 receiver.received.append(
-                    Received(dict(self.headers.items()), self.rfile.read(length))
+                    Received(
+                        dict(self.headers.items()),
+                        self.rfile.read(length),
+                        receiver.clock.now if receiver.clock else None,
+                    )
                 )
                 answer = receiver.answers.pop(0) if receiver.answers else 204
                 status, headers = answer if isinstance(answer, tuple) else (answer, {})

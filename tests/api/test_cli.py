@@ -77,7 +77,7 @@ def test_webhook_log_and_remove(cli, db, seed, receiver):
     cli("webhook", "add", receiver.url)
     receiver.answers = [500]
     review.approve(db, seed.document_id, "anne", NOW)
-    webhooks.deliver_due(db, NOW, timeout=5)
+    webhooks.deliver_due(db, NOW, timeout=5, clock=lambda: NOW)
 
     log = cli("webhook", "log", "1")
     assert log.exit_code == 0
@@ -86,7 +86,8 @@ def test_webhook_log_and_remove(cli, db, seed, receiver):
     assert "2026-12-01 09:01" in log.output  # the next try
     assert "HTTP 500" in cli("webhook", "log", "--failing").output
 
-    webhooks.deliver_due(db, NOW.replace(minute=1), timeout=5)
+    later = NOW.replace(minute=1)
+    webhooks.deliver_due(db, later, timeout=5, clock=lambda: later)
     assert "delivered" in cli("webhook", "log").output
     assert "0 deliveries" in cli("webhook", "log", "--failing").output
 

@@ -21,8 +21,14 @@ from monthlydocs import (
 )
 from monthlydocs.config import load_settings
 from monthlydocs.db import open_db
+from monthlydocs.timeutil import iso
 
-from .conftest import NOW, TODAY, upload, verify_signature
+from .conftest import NOW, TODAY, Clock, upload, verify_signature
+
+
+def deliver(db, at):
+    """A run at ``at`` whose clock stands still: every delivery is signed at ``at``."""
+    return webhooks.deliver_due(db, at, timeout=5, clock=lambda: at)
 
 
 def deliveries(db, webhook_id=None) -> list[dict]:
@@ -86,7 +92,7 @@ def test_every_event_reaches_a_real_receiver_signed(
     assert secret.startswith("whsec_")
     make_every_event(db, settings, seed, workspace, free_port)
 
-    report = webhooks.deliver_due(db, NOW, timeout=5)
+    report = deliver(db, NOW)
 
     assert report.failed == 0 and report.delivered == len(receiver.received)
     types = [r.json["type"] for r in receiver.received]
@@ -125,7 +131,7 @@ def test_the_signature_fails_for_a_changed_body_an_old_time_or_another_secret(
 ):
     _, secret = webhooks.add_webhook(db, receiver.url, "document.uploaded", NOW)
     upload(db, settings, seed.checklist_ids[1], second_item(db, seed), "x.pdf", NOW)
-    webhooks.deliver_due(db, NOW, timeout=5)
+    deliver(db, NOW)
     [request] = receiver.received
     header, body = request.headers["Monthlydocs-Signature"], request.body
     assert verify_signature(secret, header, body, NOW.timestamp())
@@ -134,6 +140,59 @@ def test_the_signature_fails_for_a_changed_body_an_old_time_or_another_secret(
     assert not verify_signature(secret, header, forged, NOW.timestamp())
     assert not verify_signature("whsec_other", header, body, NOW.timestamp())
     assert not verify_signature(secret, header, body, NOW.timestamp() + 301)
+
+
+class TickingClock(Clock):
+    """Moves on by ``step`` each time it is read, like a run that takes its time."""
+
+    def __init__(self, step: timedelta):
+        super().__init__(NOW)
+        self.step = step
+        self.read: list = []
+
+    def __call__(self):
+        moment = self.now
+        self.read.append(moment)
+        self.now += self.step
+        return moment
+
+
+def test_each_delivery_is_signed_when_it_leaves_not_when_the_run_began(
+    db, settings, seed, receiver
+):
+    _, secret = webhooks.add_webhook(db, receiver.url, "all", NOW)
+    for name in ("A", "B", "C", "D"):
+        clients.add_client(
+            db, clients.ClientInput(name, f"{name}@x.example"), NOW, region="FR"
+        )
+    clock = TickingClock(timedelta(minutes=2))
+    receiver.clock = clock
+    receiver.answers = [204, 204, 204, 500]
+
+    report = webhooks.deliver_due(db, NOW, timeout=5, clock=clock)
+
+    assert (report.delivered, report.failed) == (3, 1)
+    # Each arrives minutes after the last, yet passes the README's 300-second check.
+    arrivals = [request.at for request in receiver.received]
+    assert arrivals[-1] - NOW > timedelta(seconds=300)
+    for request in receiver.received:
+        assert verify_signature(
+            secret,
+            request.headers["Monthlydocs-Signature"],
+            request.body,
+            request.at.timestamp(),
+        )
+    stamps = [
+        int(r.headers["Monthlydocs-Signature"].split(",")[0][2:])
+        for r in receiver.received
+    ]
+    assert stamps == sorted(set(stamps))
+    # The retry waits a minute from when the receiver failed, not from NOW.
+    failed = next(d for d in deliveries(db) if d["state"] == "pending")
+    assert failed["next_attempt_at"] == iso(clock.read[-1] + webhooks.BACKOFF[0])
+    assert clock.read[-1] > NOW + timedelta(minutes=10)
+    delivered = [d["delivered_at"] for d in deliveries(db) if d["delivered_at"]]
+    assert delivered == sorted(set(delivered))
 
 
 def test_a_webhook_gets_only_its_events_and_nothing_from_before_it(
@@ -146,7 +205,7 @@ def test_a_webhook_gets_only_its_events_and_nothing_from_before_it(
         db, clients.ClientInput("Other", "o@other.example"), NOW, region="FR"
     )
     upload(db, settings, seed.checklist_ids[1], second_item(db, seed), "x.pdf", NOW)
-    webhooks.deliver_due(db, NOW, timeout=5)
+    deliver(db, NOW)
     assert [r.json["type"] for r in receiver.received] == ["document.uploaded"]
 
 
@@ -156,7 +215,7 @@ def test_a_receiver_that_fails_twice_then_succeeds(db, settings, seed, receiver)
     review.approve(db, seed.document_id, "anne", NOW)
 
     def run(at):
-        return webhooks.deliver_due(db, at, timeout=5)
+        return deliver(db, at)
 
     first = run(NOW)
     assert (first.delivered, first.failed) == (0, 1)
@@ -206,12 +265,12 @@ def test_it_gives_up_after_the_last_attempt(db, seed, receiver):
     review.approve(db, seed.document_id, "anne", NOW)
     at = NOW
     for attempt in range(1, webhooks.MAX_ATTEMPTS + 1):
-        assert webhooks.deliver_due(db, at, timeout=5).failed == 1, attempt
+        assert deliver(db, at).failed == 1, attempt
         [delivery] = deliveries(db, webhook_id)
         assert delivery["attempts"] == attempt
         at += timedelta(days=1)
     assert delivery["state"] == "failed"
-    assert webhooks.deliver_due(db, at + timedelta(days=30), timeout=5).failed == 0
+    assert deliver(db, at + timedelta(days=30)).failed == 0
     assert len(receiver.received) == webhooks.MAX_ATTEMPTS
     assert webhooks.list_webhooks(db)[0]["failed"] == 1
 
@@ -223,7 +282,7 @@ def test_a_dead_receiver_costs_one_attempt_per_run(db, seed, receiver, free_port
         review.approve(db, doc, "anne", NOW)  # document.approved
     clients.add_client(db, clients.ClientInput("A", "a@a.example"), NOW, region="FR")
 
-    report = webhooks.deliver_due(db, NOW, timeout=5)
+    report = deliver(db, NOW)
 
     assert report.failed == 1 and report.postponed == 1 and report.delivered == 2
     assert "could not connect" in report.errors[0][2]
@@ -236,7 +295,7 @@ def test_redirects_are_not_followed(db, seed, receiver):
     webhook_id, _ = webhooks.add_webhook(db, receiver.url, "all", NOW)
     receiver.answers = [(302, {"Location": receiver.url + "/elsewhere"})]
     review.approve(db, seed.document_id, "anne", NOW)
-    report = webhooks.deliver_due(db, NOW, timeout=5)
+    report = deliver(db, NOW)
     assert report.failed == 1
     assert "redirects are not followed" in deliveries(db, webhook_id)[0]["last_error"]
     assert len(receiver.received) == 1
@@ -313,7 +372,7 @@ def test_erasing_a_client_takes_their_deliveries_and_no_event_id_comes_back(
         "SELECT id FROM events WHERE action = 'client:created' ORDER BY id DESC"
     ).fetchone()[0]
     assert fresh > top + 1  # above the erased ids and the erasure's own event
-    webhooks.deliver_due(db, NOW, timeout=5)
+    deliver(db, NOW)
     assert [r.json["type"] for r in receiver.received] == ["client.created"]
 
 
@@ -327,7 +386,7 @@ def test_managing_webhooks(db, seed, receiver):
 
     webhook_id, _ = webhooks.add_webhook(db, receiver.url, "document.approved", NOW)
     review.approve(db, seed.document_id, "anne", NOW)
-    webhooks.deliver_due(db, NOW, timeout=5)
+    deliver(db, NOW)
     [row] = webhooks.list_webhooks(db)
     assert row["events"] == ["document.approved"]
     assert (row["delivered"], row["pending"], row["failed"]) == (1, 0, 0)
@@ -343,7 +402,7 @@ def test_managing_webhooks(db, seed, receiver):
 def test_the_payload_is_the_feeds_event(api, db, seed, receiver):
     webhooks.add_webhook(db, receiver.url, "document.approved", NOW)
     api.post(f"/documents/{seed.document_id}/approve")
-    webhooks.deliver_due(db, NOW, timeout=5)
+    deliver(db, NOW)
     [request] = receiver.received
     feed = api.get("/events?type=document.approved").get_json()["data"]
     assert request.json == feed[0]

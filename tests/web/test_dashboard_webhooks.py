@@ -190,7 +190,7 @@ def test_the_delivery_log_shows_status_codes_and_attempts(staff, case, receiver)
                                                    "paul@martin.example"),
                            NOW, region="FR")
         receiver.answers = [503]  # the receiver is busy once, then answers 204
-        first = webhooks.deliver_due(db, NOW)
+        first = webhooks.deliver_due(db, NOW, clock=lambda: NOW)
         [delivery] = webhooks.delivery_log(db, row["id"])
     finally:
         db.close()
@@ -208,7 +208,8 @@ def test_the_delivery_log_shows_status_codes_and_attempts(staff, case, receiver)
 
     db = case.db()
     try:
-        second = webhooks.deliver_due(db, NOW + webhooks.BACKOFF[0])
+        later = NOW + webhooks.BACKOFF[0]
+        second = webhooks.deliver_due(db, later, clock=lambda: later)
     finally:
         db.close()
     assert (second.delivered, len(receiver.received)) == (1, 2)
