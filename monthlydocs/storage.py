@@ -134,7 +134,8 @@ class Incoming:
         if self.size > self.limit:
             self.discard()
             raise _refused(
-                UploadTooLarge, self.filename,
+                UploadTooLarge,
+                self.filename,
                 f"{self.filename or 'the file'} is larger than {self.limit} bytes",
             )
         self._hash.update(data)
@@ -185,14 +186,16 @@ class Incoming:
         os.fsync(self._file.fileno())
         if self.size == 0:
             self.discard()
-            raise _refused(EmptyUpload, self.filename,
-                           f"{self.filename or 'the file'} is empty")
+            raise _refused(
+                EmptyUpload, self.filename, f"{self.filename or 'the file'} is empty"
+            )
         try:
             self.content_type = detect_type(self.path)
         except UnsupportedFileType as exc:
             self.discard()
             raise _refused(
-                UnsupportedFileType, self.filename,
+                UnsupportedFileType,
+                self.filename,
                 f"{self.filename or 'the file'} is not a type the portal accepts"
                 f" ({exc} content)",
             ) from None
@@ -281,7 +284,9 @@ def delete(files_dir: Path, relative_path: str) -> None:
     target.unlink(missing_ok=True)
 
 
-def clean_incoming(files_dir: Path, older_than_s: float, now_s: float | None = None) -> int:
+def clean_incoming(
+    files_dir: Path, older_than_s: float, now_s: float | None = None
+) -> int:
     """Delete temporary files left by uploads that died (a crash, a killed worker)."""
     folder = Path(files_dir) / INCOMING_DIR
     if not folder.is_dir():
@@ -398,8 +403,9 @@ def _decode_text(head: bytes) -> str | None:
     """The head as text when it is text (UTF-8/16 with BOM, UTF-8, or a Latin code page)."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return head[2:].decode("utf-16-le" if head[0] == 0xFF else "utf-16-be",
-                                   "ignore")
+            return head[2:].decode(
+                "utf-16-le" if head[0] == 0xFF else "utf-16-be", "ignore"
+            )
         except UnicodeDecodeError:
             return None
     if b"\x00" in head:

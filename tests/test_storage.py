@@ -13,7 +13,9 @@ from monthlydocs import storage
 from monthlydocs.errors import EmptyUpload, UnsupportedFileType, UploadTooLarge
 
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\0" * 64
+JPEG = (
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\0" * 64
+)
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\0" * 64
 WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\0" * 64
 TIFF = b"II*\x00\x08\x00\x00\x00" + b"\0" * 64
@@ -44,59 +46,85 @@ def _ole(stream_name: str) -> bytes:
     return header + fat + directory.ljust(512, b"\0")
 
 
-ODS = _zip({"content.xml": b"<x/>"},
-           first=("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"))
-ODT = _zip({"content.xml": b"<x/>"},
-           first=("mimetype", b"application/vnd.oasis.opendocument.text"))
+ODS = _zip(
+    {"content.xml": b"<x/>"},
+    first=("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"),
+)
+ODT = _zip(
+    {"content.xml": b"<x/>"},
+    first=("mimetype", b"application/vnd.oasis.opendocument.text"),
+)
 # The "word/" entry comes after 10 kB: beyond what a magic-number sniff reads.
-DOCX = _zip({"[Content_Types].xml": b"<Types/>", "docProps/app.xml": os.urandom(10_000),
-             "word/document.xml": b"<w:document/>"})
+DOCX = _zip(
+    {
+        "[Content_Types].xml": b"<Types/>",
+        "docProps/app.xml": os.urandom(10_000),
+        "word/document.xml": b"<w:document/>",
+    }
+)
 XLSX = _zip({"[Content_Types].xml": b"<Types/>", "xl/workbook.xml": b"<workbook/>"})
 ZIP = _zip({"scans/janvier.pdf": PDF, "notes.txt": b"hello"})
 
 
-@pytest.mark.parametrize("content, mime", [
-    (PDF, "application/pdf"),
-    (b"\n\n%PDF-1.3 with junk before the header", "application/pdf"),
-    (JPEG, "image/jpeg"),
-    (PNG, "image/png"),
-    (WEBP, "image/webp"),
-    (TIFF, "image/tiff"),
-    (HEIC, "image/heic"),
-    (HEIF, "image/heif"),
-    (b"date;label;amount\n2026-12-01;Loyer;-850,00\n2026-12-02;Vente;120,50\n",
-     "text/csv"),
-    ("Datum,Buchungstext,Betrag\n01.12.2026,Miete,-850\n".encode("cp1252") * 3,
-     "text/csv"),
-    ("Notes pour décembre : rien de spécial.\n".encode(), "text/plain"),
-    ("\ufeffNotes, en UTF-8 avec BOM\n".encode(), "text/plain"),
-    ("Relevé de décembre".encode("utf-16"), "text/plain"),
-    (b'<?xml version="1.0"?>\n<Invoice xmlns="urn:oasis:names:ubl"/>',
-     "application/xml"),
-    (b"<rsm:CrossIndustryInvoice xmlns:rsm='urn:un'/>", "application/xml"),
-    (XLSX, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-    (DOCX, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
-    (ODS, "application/vnd.oasis.opendocument.spreadsheet"),
-    (ODT, "application/vnd.oasis.opendocument.text"),
-    (ZIP, "application/zip"),
-    (_ole("WordDocument"), "application/msword"),
-    (_ole("Workbook"), "application/vnd.ms-excel"),
-])
+@pytest.mark.parametrize(
+    "content, mime",
+    [
+        (PDF, "application/pdf"),
+        (b"\n\n%PDF-1.3 with junk before the header", "application/pdf"),
+        (JPEG, "image/jpeg"),
+        (PNG, "image/png"),
+        (WEBP, "image/webp"),
+        (TIFF, "image/tiff"),
+        (HEIC, "image/heic"),
+        (HEIF, "image/heif"),
+        (
+            b"date;label;amount\n2026-12-01;Loyer;-850,00\n2026-12-02;Vente;120,50\n",
+            "text/csv",
+        ),
+        (
+            "Datum,Buchungstext,Betrag\n01.12.2026,Miete,-850\n".encode("cp1252") * 3,
+            "text/csv",
+        ),
+        ("Notes pour décembre : rien de spécial.\n".encode(), "text/plain"),
+        ("\ufeffNotes, en UTF-8 avec BOM\n".encode(), "text/plain"),
+        ("Relevé de décembre".encode("utf-16"), "text/plain"),
+        (
+            b'<?xml version="1.0"?>\n<Invoice xmlns="urn:oasis:names:ubl"/>',
+            "application/xml",
+        ),
+        (b"<rsm:CrossIndustryInvoice xmlns:rsm='urn:un'/>", "application/xml"),
+        (XLSX, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (
+            DOCX,
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        (ODS, "application/vnd.oasis.opendocument.spreadsheet"),
+        (ODT, "application/vnd.oasis.opendocument.text"),
+        (ZIP, "application/zip"),
+        (_ole("WordDocument"), "application/msword"),
+        (_ole("Workbook"), "application/vnd.ms-excel"),
+    ],
+)
 def test_accepted_types_are_recognised_by_content(tmp_path, content, mime):
     path = tmp_path / "no-extension"
     path.write_bytes(content)
     assert storage.detect_type(path) == mime
 
 
-@pytest.mark.parametrize("content", [
-    EXE, ELF, MP4,
-    b"<!DOCTYPE html><html><script>alert(1)</script></html>",
-    b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>",
-    b"GIF89a\x01\x00\x01\x00" + b"\0" * 40,
-    _ole("\x05SummaryInformation"),  # an .msi or other compound file
-    b"\x00\x01\x02\x03 random binary \x00\xff\xfe",
-    b"PK\x03\x04 truncated zip",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        EXE,
+        ELF,
+        MP4,
+        b"<!DOCTYPE html><html><script>alert(1)</script></html>",
+        b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>",
+        b"GIF89a\x01\x00\x01\x00" + b"\0" * 40,
+        _ole("\x05SummaryInformation"),  # an .msi or other compound file
+        b"\x00\x01\x02\x03 random binary \x00\xff\xfe",
+        b"PK\x03\x04 truncated zip",
+    ],
+)
 def test_other_content_is_refused(tmp_path, content):
     path = tmp_path / "facture.pdf"
     path.write_bytes(content)
@@ -104,20 +132,23 @@ def test_other_content_is_refused(tmp_path, content):
         storage.detect_type(path)
 
 
-@pytest.mark.parametrize("original, expected", [
-    ("relevé décembre.pdf", "relevé décembre.pdf"),
-    ("../../etc/passwd", "passwd"),
-    ("..\\..\\Windows\\system.ini", "system.ini"),
-    ("..", "document"),
-    ("", "document"),
-    (".htaccess", "htaccess"),
-    ("CON.pdf", "_CON.pdf"),
-    ("a<b>c:d\"e|f?g*.pdf", "a_b_c_d_e_f_g_.pdf"),
-    ("tab\there\nnew\x00line.pdf", "tab here newline.pdf"),
-    ("facture\u202efdp.exe", "facturefdp.exe"),  # right-to-left override dropped
-    ("reçu 🧾 فاتورة.pdf", "reçu 🧾 فاتورة.pdf"),
-    ("trailing dots... ", "trailing dots"),
-])
+@pytest.mark.parametrize(
+    "original, expected",
+    [
+        ("relevé décembre.pdf", "relevé décembre.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\Windows\\system.ini", "system.ini"),
+        ("..", "document"),
+        ("", "document"),
+        (".htaccess", "htaccess"),
+        ("CON.pdf", "_CON.pdf"),
+        ('a<b>c:d"e|f?g*.pdf', "a_b_c_d_e_f_g_.pdf"),
+        ("tab\there\nnew\x00line.pdf", "tab here newline.pdf"),
+        ("facture\u202efdp.exe", "facturefdp.exe"),  # right-to-left override dropped
+        ("reçu 🧾 فاتورة.pdf", "reçu 🧾 فاتورة.pdf"),
+        ("trailing dots... ", "trailing dots"),
+    ],
+)
 def test_safe_name(original, expected):
     assert storage.safe_name(original) == expected
 
@@ -142,11 +173,14 @@ def test_receive_hashes_and_stores_atomically(tmp_path):
 
 
 def test_same_name_never_overwrites(tmp_path):
-    first = storage.store(storage.receive(io.BytesIO(PDF), tmp_path, 2**20, "x.pdf"),
-                          tmp_path, "c/p/s")
+    first = storage.store(
+        storage.receive(io.BytesIO(PDF), tmp_path, 2**20, "x.pdf"), tmp_path, "c/p/s"
+    )
     second = storage.store(
-        storage.receive(io.BytesIO(PDF + b"2"), tmp_path, 2**20, "x.pdf"), tmp_path,
-        "c/p/s")
+        storage.receive(io.BytesIO(PDF + b"2"), tmp_path, 2**20, "x.pdf"),
+        tmp_path,
+        "c/p/s",
+    )
     assert (first.name, second.name) == ("x.pdf", "x-2.pdf")
     assert (tmp_path / "c/p/s/x.pdf").read_bytes() == PDF
 
@@ -158,8 +192,9 @@ def test_over_the_limit_stops_writing_and_leaves_nothing(tmp_path):
     assert not list((tmp_path / storage.INCOMING_DIR).iterdir())
 
 
-@pytest.mark.parametrize("content, error", [(b"", EmptyUpload),
-                                            (EXE, UnsupportedFileType)])
+@pytest.mark.parametrize(
+    "content, error", [(b"", EmptyUpload), (EXE, UnsupportedFileType)]
+)
 def test_refused_upload_leaves_nothing(tmp_path, content, error):
     with pytest.raises(error):
         storage.receive(io.BytesIO(content), tmp_path, 2**20, "f.pdf")

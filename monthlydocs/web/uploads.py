@@ -23,7 +23,8 @@ class PortalRequest(Request):
     ):
         settings = current_app.extensions["monthlydocs.settings"]
         incoming = storage.Incoming(
-            settings.files_dir, storage.max_bytes(settings.storage.max_upload_mb),
+            settings.files_dir,
+            storage.max_bytes(settings.storage.max_upload_mb),
             filename,
         )
         self.__dict__.setdefault("_incoming", []).append(incoming)

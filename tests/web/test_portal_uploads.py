@@ -16,18 +16,25 @@ def _incoming_is_empty(case) -> bool:
 
 
 def test_upload_without_javascript_stores_and_redirects(portal, case):
-    response = portal.upload(case.item_ids[0], ("relevé décembre.pdf", PDF),
-                             ("photo.png", PNG))
+    response = portal.upload(
+        case.item_ids[0], ("relevé décembre.pdf", PDF), ("photo.png", PNG)
+    )
     assert response.status_code == 303
-    assert response.headers["Location"].endswith(f"/c/{case.token}#slot-{case.item_ids[0]}")
+    assert response.headers["Location"].endswith(
+        f"/c/{case.token}#slot-{case.item_ids[0]}"
+    )
     docs = case.documents()
-    assert [d["original_filename"] for d in docs] == ["relevé décembre.pdf", "photo.png"]
+    assert [d["original_filename"] for d in docs] == [
+        "relevé décembre.pdf",
+        "photo.png",
+    ]
     assert [d["content_type"] for d in docs] == ["application/pdf", "image/png"]
     assert docs[0]["sha256"] == hashlib.sha256(PDF).hexdigest()
     assert docs[0]["size"] == len(PDF)
     stored = case.settings.files_dir / docs[0]["stored_path"]
     assert docs[0]["stored_path"] == (
-        f"{case.client_id:06d}/2026-12/Bank statements/relevé décembre.pdf")
+        f"{case.client_id:06d}/2026-12/Bank statements/relevé décembre.pdf"
+    )
     assert stored.read_bytes() == PDF
     assert case.items()[0]["state"] == "received"
     assert len(case.events("document:uploaded")) == 2
@@ -69,7 +76,10 @@ def test_file_over_the_limit_is_413_in_the_clients_language(portal, case):
     response = portal.upload(case.item_ids[0], ("gros relevé.pdf", too_big))
     assert response.status_code == 413
     page = text_of(response)
-    assert "« gros relevé.pdf » est trop volumineux : la limite est de 1 Mo par fichier" in page
+    assert (
+        "« gros relevé.pdf » est trop volumineux : la limite est de 1 Mo par fichier"
+        in page
+    )
     assert '<html lang="fr">' in page
     assert case.documents() == []
     assert _incoming_is_empty(case)
@@ -82,8 +92,10 @@ def test_file_over_the_limit_is_413_in_the_clients_language(portal, case):
 def test_executable_renamed_pdf_is_refused_and_nothing_stored(portal, case):
     response = portal.upload(case.item_ids[0], ("facture.pdf", EXE))
     assert response.status_code == 415
-    assert ("« facture.pdf » ne peut pas être accepté : ce type de fichier n’est pas "
-            "pris en charge.") in text_of(response)
+    assert (
+        "« facture.pdf » ne peut pas être accepté : ce type de fichier n’est pas "
+        "pris en charge."
+    ) in text_of(response)
     assert case.documents() == []
     assert not list(case.settings.files_dir.rglob("facture.pdf"))
     assert _incoming_is_empty(case)
@@ -112,9 +124,13 @@ def test_emoji_and_right_to_left_name(portal, case):
 def test_post_without_a_file_is_400(portal, case):
     response = portal.http.post(
         f"{portal.url}/items/{case.item_ids[0]}/upload",
-        data={"csrf_token": portal.csrf()}, content_type="multipart/form-data")
+        data={"csrf_token": portal.csrf()},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 400
-    assert "Choisissez d’abord un fichier, puis appuyez sur Envoyer." in text_of(response)
+    assert "Choisissez d’abord un fichier, puis appuyez sur Envoyer." in text_of(
+        response
+    )
     empty_field = portal.upload(case.item_ids[0], ("", b""))
     assert empty_field.status_code == 400
 
@@ -137,13 +153,17 @@ def test_wrong_csrf_token_is_400_and_nothing_stored(portal, case):
 
 def test_random_token_is_404_for_every_action(portal, case):
     bad = "A" * 32
-    for path in (f"/c/{bad}", f"/c/{bad}/items/{case.item_ids[0]}/upload",
-                 f"/c/{bad}/items/{case.item_ids[0]}/not-applicable"):
+    for path in (
+        f"/c/{bad}",
+        f"/c/{bad}/items/{case.item_ids[0]}/upload",
+        f"/c/{bad}/items/{case.item_ids[0]}/not-applicable",
+    ):
         method = portal.http.get if path == f"/c/{bad}" else portal.http.post
         response = method(path, data={"csrf_token": portal.csrf()})
         assert response.status_code == 404, path
         assert "Ce lien ne fonctionne pas" in text_of(response) or (
-            "This link does not work" in text_of(response))
+            "This link does not work" in text_of(response)
+        )
 
 
 def test_item_of_another_checklist_is_404(portal, case):
@@ -153,8 +173,9 @@ def test_item_of_another_checklist_is_404(portal, case):
 
 
 def test_one_bad_file_among_good_ones(portal, case):
-    response = portal.upload(case.item_ids[0], ("ok.pdf", PDF), ("virus.pdf", EXE),
-                             xhr=True)
+    response = portal.upload(
+        case.item_ids[0], ("ok.pdf", PDF), ("virus.pdf", EXE), xhr=True
+    )
     assert response.status_code == 200
     texts = [m["text"] for m in response.get_json()["messages"]]
     assert texts[0] == "1 fichier reçu, merci."
@@ -164,8 +185,9 @@ def test_one_bad_file_among_good_ones(portal, case):
 
 def test_approved_slot_no_longer_takes_files(portal, case):
     db = case.db()
-    db.execute("UPDATE checklist_items SET state = 'approved' WHERE id = ?",
-               [case.item_ids[0]])
+    db.execute(
+        "UPDATE checklist_items SET state = 'approved' WHERE id = ?", [case.item_ids[0]]
+    )
     db.conn.commit()
     db.close()
     response = portal.upload(case.item_ids[0], ("a.pdf", PDF), xhr=True)
