@@ -80,7 +80,8 @@ HEADER_WORDS: dict[str, tuple[str, ...]] = {
         "Numéro de portable", "Téléphone mobile", "Mobil", "Mobiltelefon", "Handy",
         "Handynummer", "Telefon mobil", "Móvil", "Teléfono móvil", "Celular", "No. HP",
         "Nomor HP", "HP", "Handphone", "No. handphone", "Nomor handphone", "Ponsel",
-        "Nomor ponsel", "WhatsApp", "No. WA", "Nomor WhatsApp",
+        "Nomor ponsel", "Seluler", "Telepon seluler", "Nomor seluler", "WhatsApp",
+        "No. WA", "Nomor WhatsApp",
     ),
     "phone": (
         "Phone", "Phone number", "Telephone", "Telephone number", "Tel",
@@ -117,6 +118,11 @@ _SCIENTIFIC = re.compile(r"^(\d)(?:[.,](\d+))?[eE]\+?(\d+)$")
 _PHONE_PUNCTUATION = re.compile(r"[\s.\-/()]")
 # Excel, LibreOffice and Sheets run a cell starting with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Google Contacts writes each number as a pair of columns: "Phone 1 - Type" (or
+# "- Label") holding Mobile, Work, Home... and "Phone 1 - Value" holding the number.
+_TYPED_PHONE = re.compile(r"^phone\s*(\d+)\s*-\s*(type|label|value)$", re.IGNORECASE)
+# Google puts several numbers of one type in one cell: "+33 6 ... ::: +33 7 ...".
+_MULTI_VALUE = " ::: "
 
 
 class Outcome(StrEnum):
@@ -156,7 +162,10 @@ class ImportResult:
     delimiter: str
     header_line: int
     mapping: list[tuple[str, str]]
+    # Header cells mapped to no field, typed phone columns included (see typed_phones).
     ignored: list[str]
+    # (type column, value column) of each numbered phone, read by type: mobile first.
+    typed_phones: list[tuple[str, str]] = field(default_factory=list)
     rows: list[RowResult] = field(default_factory=list)
     dry_run: bool = False
     assigned: int = 0
@@ -211,7 +220,9 @@ def import_clients(
     overrides = overrides or {}
     table = read_table(path, known_columns=overrides.keys())
     columns = map_columns(table.header, overrides, file_name=path.name)
-    candidates, rejected = _check_rows(table.rows, columns, region)
+    forced = _resolve_overrides(table.header, overrides, path.name)
+    phones = typed_phone_columns(table.header, skip=forced.keys())
+    candidates, rejected = _check_rows(table.rows, columns, region, phones)
     result = ImportResult(
         file_name=path.name,
         encoding=table.encoding,
@@ -220,6 +231,9 @@ def import_clients(
         mapping=[(_column_name(table.header, i), columns[i]) for i in sorted(columns)],
         ignored=[
             text for i, text in enumerate(table.header) if text and i not in columns
+        ],
+        typed_phones=[
+            (table.header[kind], table.header[value]) for kind, value in phones
         ],
         dry_run=dry_run,
     )
@@ -541,6 +555,29 @@ def _require_columns(header: list[str], taken: set[str], file_name: str) -> None
         )
 
 
+def typed_phone_columns(
+    header: list[str], skip: Iterable[int] = ()
+) -> list[tuple[int, int]]:
+    """(type column, value column) of each "Phone N - Type"/"Phone N - Value" pair, in
+    the order of N. Columns in ``skip`` (mapped by the person with --map) are left out.
+    """
+    skipped = set(skip)
+    kinds: dict[int, int] = {}
+    values: dict[int, int] = {}
+    for index, text in enumerate(header):
+        match = _TYPED_PHONE.match(text.strip())
+        if match and index not in skipped:
+            found = values if match.group(2).lower() == "value" else kinds
+            found.setdefault(int(match.group(1)), index)
+    return [(kinds[n], values[n]) for n in sorted(values) if n in kinds]
+
+
+def is_mobile_label(text: str) -> bool:
+    """Whether a phone type names a mobile: "Mobile", "* Mobile" (Google's primary
+    number), "Mobil", "Portable", "Móvil", "Ponsel", "Seluler"..."""
+    return guess_field(text) == "mobile"
+
+
 def _list_columns(header: list[str]) -> str:
     return ", ".join(repr(text) for text in header if text) or "none"
 
@@ -557,7 +594,10 @@ class _Rejected(Exception):
 
 
 def _check_rows(
-    rows: list[tuple[int, list[str]]], columns: dict[int, str], region: str
+    rows: list[tuple[int, list[str]]],
+    columns: dict[int, str],
+    region: str,
+    typed_phones: list[tuple[int, int]] = (),
 ) -> tuple[list[_Candidate], list[RowResult]]:
     """Valid rows, and the rejected ones with their reasons (first problem only)."""
     where = {target: index for index, target in columns.items()}
@@ -566,7 +606,7 @@ def _check_rows(
     first_seen: dict[str, int] = {}
     for line, cells in rows:
         try:
-            fields = _check_row(cells, where, region)
+            fields = _check_row(cells, where, region, typed_phones)
         except _Rejected as exc:
             rejected.append(RowResult(line, Outcome.REJECTED, reason=str(exc)))
             continue
@@ -586,10 +626,17 @@ def _check_rows(
     return candidates, rejected
 
 
-def _check_row(cells: list[str], where: dict[str, int], region: str) -> dict[str, Any]:
-    def value(target: str) -> str:
-        index = where.get(target)
+def _check_row(
+    cells: list[str],
+    where: dict[str, int],
+    region: str,
+    typed_phones: list[tuple[int, int]] = (),
+) -> dict[str, Any]:
+    def cell(index: int | None) -> str:
         return cells[index].strip() if index is not None and index < len(cells) else ""
+
+    def value(target: str) -> str:
+        return cell(where.get(target))
 
     # A company name first; else the person's name; else whatever a name column says.
     person = " ".join(p for p in (value("first_name"), value("last_name")) if p)
@@ -612,10 +659,27 @@ def _check_row(cells: list[str], where: dict[str, int], region: str) -> dict[str
         ) from None
 
     try:
-        fields["phone"] = recover_phone(value("mobile") or value("phone"), region)
+        fields["phone"] = recover_phone(_pick_phone(value, cell, typed_phones), region)
     except InvalidPhone as exc:
         raise _Rejected(str(exc)) from None
     return fields
+
+
+def _pick_phone(value, cell, typed_phones: list[tuple[int, int]]) -> str:
+    """The number to keep, mobile preferred: a mobile column, else a typed number whose
+    type is a mobile, else the phone column, else the first typed number."""
+    typed = [
+        (cell(kind), cell(number).split(_MULTI_VALUE)[0].strip())
+        for kind, number in typed_phones
+    ]
+    typed = [(kind, number) for kind, number in typed if number]
+    mobiles = [number for kind, number in typed if is_mobile_label(kind)]
+    return (
+        value("mobile")
+        or (mobiles[0] if mobiles else "")
+        or value("phone").split(_MULTI_VALUE)[0].strip()
+        or (typed[0][1] if typed else "")
+    )
 
 
 def recover_phone(raw: str | None, region: str) -> str | None:

@@ -104,9 +104,19 @@ FORMATS = [
         ("Bob's Garage LLC", "bob@garage.example", "+14155552673", None),
         ("Jane Doe", "jane@doe.example", "+14155552671", None),
     ], []),
+    # Google Contacts: typed phone pairs ("Phone 2 - Type" = Mobile), mobile preferred.
     ("google.csv", "FR", "utf-8", ",", 1, [
         ("Anna Schmidt", "anna@schmidt.example", "+4915123456789", None),
-        ("Ruiz Asesores", "carlos@ruiz.example", "+34912345678", None),
+        ("Ruiz Asesores", "carlos@ruiz.example", "+34612345678", None),
+        ("Claire Petit", "claire@petit.example", "+33612345678", None),
+        ("Hélène Roux", "helene@roux.example", "+33698765432", None),
+        ("Jonas Weber", "jonas@weber.example", "+49301234567", None),
+    ], []),
+    # Its newer export: "Phone N - Label", localised labels.
+    ("google_labels.csv", "ID", "utf-8", ",", 1, [
+        ("PT Maju Jaya", "budi@majujaya.example", "+6281234567890", None),
+        ("García Abogados", "lucia@garcia.example", "+34612345678", None),
+        ("Sari Wijaya", "sari@wijaya.example", "+6281298765432", None),
     ], []),
     ("outlook.csv", "FR", "utf-8", ",", 1, [
         ("Curie Conseil", "marie@curie.example", "+33698765432", None),
@@ -166,6 +176,39 @@ def test_the_mapping_is_reported_in_file_order(db):
         ("MobileNumber", "mobile"),
     ]
     assert result.ignored == ["AccountNumber", "SkypeName", "BankAccountName"]
+
+
+def test_typed_phone_columns_are_reported_and_yield_to_map(db):
+    result = run(db, "google.csv", dry_run=True)
+
+    assert result.typed_phones == [
+        ("Phone 1 - Type", "Phone 1 - Value"),
+        ("Phone 2 - Type", "Phone 2 - Value"),
+    ]
+    assert stored(db) == []
+    # A column the person maps is theirs: here the first number, whatever its type.
+    run(db, "google.csv", overrides={"Phone 1 - Value": "mobile"})
+    assert clients.by_email(db, "carlos@ruiz.example")["phone"] == "+34912345678"
+
+
+@pytest.mark.parametrize(
+    "label, mobile",
+    [
+        ("Mobile", True),
+        ("* Mobile", True),
+        ("Mobil", True),
+        ("Portable", True),
+        ("Móvil", True),
+        ("Ponsel", True),
+        ("Seluler", True),
+        ("Work", False),
+        ("* Home", False),
+        ("Main", False),
+        ("", False),
+    ],
+)
+def test_mobile_phone_labels(label, mobile):
+    assert importing.is_mobile_label(label) is mobile
 
 
 def test_a_person_without_company_takes_first_and_last_name(db):
@@ -527,3 +570,17 @@ def test_cli_file_error_is_one_line(cli):
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: No email column found in no_email_column.csv")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_dry_run_names_the_typed_phone_columns(cli):
+    result = cli("client", "import", str(CSV / "google.csv"), "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "Phone numbers read by their type, mobile first: Phone 1 - Type / "
+        "Phone 1 - Value, Phone 2 - Type / Phone 2 - Value"
+    ) in result.stdout
+    ignored = next(
+        line for line in result.stdout.splitlines() if line.startswith("Ignored")
+    )
+    assert "Phone" not in ignored and "Group Membership" in ignored

@@ -83,8 +83,15 @@ def _print_result(result, template_row) -> None:
         f"{result.header_line}"
     )
     table("Columns", ["Column", "Field"], result.mapping)
-    if result.ignored:
-        say("Ignored columns: " + ", ".join(result.ignored))
+    typed = {column for pair in result.typed_phones for column in pair}
+    if result.typed_phones:
+        say(
+            "Phone numbers read by their type, mobile first: "
+            + ", ".join(f"{kind} / {value}" for kind, value in result.typed_phones)
+        )
+    ignored = [column for column in result.ignored if column not in typed]
+    if ignored:
+        say("Ignored columns: " + ", ".join(ignored))
     table(
         "Outcome",
         ["Outcome", "Rows"],
