@@ -111,15 +111,26 @@ class Incoming:
 
     It behaves as the writable, seekable stream Werkzeug's form parser expects, so the
     web face hands it out as the parser's stream factory and memory stays flat whatever
-    the size. Writing past ``limit`` raises UploadTooLarge and deletes what was written.
+    the size. Writing past ``limit`` deletes what was written and raises UploadTooLarge;
+    with ``keep_reading`` it raises nothing then: the rest is read and dropped, so the
+    other files of the same form still arrive, and ``finish()`` raises UploadTooLarge.
     """
 
-    def __init__(self, files_dir: Path, limit: int, filename: str | None = None):
+    def __init__(
+        self,
+        files_dir: Path,
+        limit: int,
+        filename: str | None = None,
+        *,
+        keep_reading: bool = False,
+    ):
         self.filename = filename or ""
         self.limit = limit
+        self.keep_reading = keep_reading
         self.size = 0
         self.sha256 = ""
         self.content_type = ""
+        self.too_large = False
         self._hash = hashlib.sha256()
         folder = Path(files_dir) / INCOMING_DIR
         folder.mkdir(parents=True, exist_ok=True)
@@ -131,27 +142,42 @@ class Incoming:
     # The stream interface Werkzeug uses (write, then seek(0), read, close).
     def write(self, data: bytes) -> int:
         self.size += len(data)
+        if self.too_large:
+            return len(data)
         if self.size > self.limit:
+            self.too_large = True
             self.discard()
-            raise _refused(
-                UploadTooLarge,
-                self.filename,
-                f"{self.filename or 'the file'} is larger than {self.limit} bytes",
-            )
+            if self.keep_reading:
+                return len(data)
+            raise self._too_large_error()
         self._hash.update(data)
         return self._file.write(data)
 
+    def _too_large_error(self) -> UploadError:
+        return _refused(
+            UploadTooLarge,
+            self.filename,
+            f"{self.filename or 'the file'} is larger than {self.limit} bytes",
+        )
+
     def seek(self, offset: int, whence: int = 0) -> int:
+        if self.too_large:
+            return 0
         return self._file.seek(offset, whence)
 
     def read(self, size: int = -1) -> bytes:
+        if self.too_large:
+            return b""
         return self._file.read(size)
 
     def tell(self) -> int:
+        if self.too_large:
+            return 0
         return self._file.tell()
 
     def flush(self) -> None:
-        self._file.flush()
+        if not self.too_large:
+            self._file.flush()
 
     def readable(self) -> bool:
         return True
@@ -178,10 +204,13 @@ class Incoming:
     def finish(self) -> Incoming:
         """Check the content, fsync, and fix sha256 and content type.
 
-        Raises EmptyUpload or UnsupportedFileType (and deletes the file) when refused.
+        Raises UploadTooLarge, EmptyUpload or UnsupportedFileType (and deletes the
+        file) when refused.
         """
         if self.finished:
             return self
+        if self.too_large:
+            raise self._too_large_error()
         self._file.flush()
         os.fsync(self._file.fileno())
         if self.size == 0:
@@ -315,17 +344,46 @@ _HEIC_BRANDS = {"heic", "heix", "hevc", "hevx", "heim", "heis"}
 _HEIF_BRANDS = {"mif1", "msf1"}
 
 
+# Programs and scripts, refused whatever else the file holds: a polyglot (an .exe with a
+# PDF header tucked inside, say) must not pass as the harmless kind.
+_EXECUTABLE_MAGIC = (
+    b"MZ",  # Windows and DOS programs
+    b"\x7fELF",  # Linux and BSD programs
+    # Mach-O (macOS programs), both byte orders, 32 and 64 bits; then the universal
+    # binary, whose magic Java class files share.
+    b"\xfe\xed\xfa\xce",
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",
+    b"#!",  # scripts
+)
+# Markup a browser would run as a page (the HTML patterns of the WHATWG MIME sniffing
+# standard, plus SVG and PHP), looked for after a BOM and leading whitespace.
+_MARKUP_OPENINGS = re.compile(
+    rb"<(?:!doctype\s+html|html|head|script|iframe|h1|div|font|table|a|style|title|b"
+    rb"|body|br|p|svg|\?php)(?=[\s>/]|$)",
+    re.IGNORECASE,
+)
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_LEADING_BLANKS = b" \t\r\n\f\x00"
+# Some PDF producers put a few bytes before the "%PDF-" header; readers accept that,
+# and so does the portal, as long as the prefix is short and is not markup.
+PDF_PREFIX_MAX = 16
+
+
 def detect_type(path: Path) -> str:
     """The MIME type of an accepted file, judged by its bytes; else UnsupportedFileType."""
     with open(path, "rb") as handle:
         head = handle.read(HEAD_BYTES)
+    _refuse_programs_and_pages(head)
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return _zip_type(path)
     if head.startswith(_OLE_MAGIC):
         return _ole_type(path)
     if head[4:8] == b"ftyp":
         return _isobmff_type(head)
-    if b"%PDF-" in head[:1024]:
+    if _is_pdf(head):
         return "application/pdf"
 
     import filetype
@@ -339,6 +397,31 @@ def detect_type(path: Path) -> str:
     if text_type:
         return text_type
     raise UnsupportedFileType("")
+
+
+def _without_bom_and_blanks(head: bytes) -> bytes:
+    for bom in _BOMS:
+        if head.startswith(bom):
+            head = head[len(bom) :]
+            break
+    return head.lstrip(_LEADING_BLANKS)
+
+
+def _refuse_programs_and_pages(head: bytes) -> None:
+    if head.startswith(_EXECUTABLE_MAGIC):
+        raise UnsupportedFileType("program")
+    start = _without_bom_and_blanks(head)
+    if start.startswith(b"#!"):
+        raise UnsupportedFileType("script")
+    if _MARKUP_OPENINGS.match(start):
+        raise UnsupportedFileType("html")
+
+
+def _is_pdf(head: bytes) -> bool:
+    """A "%PDF-" header at the start, after at most a short prefix that is not markup."""
+    start = _without_bom_and_blanks(head)
+    at = start.find(b"%PDF-", 0, PDF_PREFIX_MAX + len(b"%PDF-"))
+    return at != -1 and b"<" not in start[:at]
 
 
 def _isobmff_type(head: bytes) -> str:

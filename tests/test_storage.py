@@ -71,6 +71,8 @@ ZIP = _zip({"scans/janvier.pdf": PDF, "notes.txt": b"hello"})
     [
         (PDF, "application/pdf"),
         (b"\n\n%PDF-1.3 with junk before the header", "application/pdf"),
+        (b"\xef\xbb\xbf" + PDF, "application/pdf"),
+        (b"\x00\x00\x1a\x03junk" + PDF, "application/pdf"),  # a short binary prefix
         (JPEG, "image/jpeg"),
         (PNG, "image/png"),
         (WEBP, "image/webp"),
@@ -111,12 +113,29 @@ def test_accepted_types_are_recognised_by_content(tmp_path, content, mime):
     assert storage.detect_type(path) == mime
 
 
+MACHO = b"\xcf\xfa\xed\xfe\x07\x00\x00\x01" + b"\0" * 100
+
+
 @pytest.mark.parametrize(
     "content",
     [
         EXE,
         ELF,
         MP4,
+        MACHO,
+        # A PDF header anywhere in the first kilobyte used to be enough.
+        EXE[:64] + PDF + EXE[64:],
+        ELF[:16] + PDF + ELF[16:],
+        MACHO[:8] + PDF,
+        b"\xca\xfe\xba\xbe\x00\x00\x00\x02" + PDF,
+        b"#!/bin/sh\n# " + PDF + b"\nrm -rf ~\n",
+        b"<html><body>" + PDF + b"<script>alert(1)</script></body></html>",
+        b"\xef\xbb\xbf  <!doctype html>" + PDF,
+        b"\n<script>alert(1)</script>" + PDF,
+        b"<svg xmlns='http://www.w3.org/2000/svg'>" + PDF + b"</svg>",
+        b"<?php system($_GET['c']); ?>" + PDF,
+        b"<p>" + PDF,
+        b"#!/usr/bin/env python3\nprint('hello')\n",
         b"<!DOCTYPE html><html><script>alert(1)</script></html>",
         b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>",
         b"GIF89a\x01\x00\x01\x00" + b"\0" * 40,
@@ -130,6 +149,12 @@ def test_other_content_is_refused(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(UnsupportedFileType):
         storage.detect_type(path)
+
+
+def test_pdf_header_far_from_the_start_is_not_a_pdf(tmp_path):
+    path = tmp_path / "facture.pdf"
+    path.write_bytes(b"Dear customer, please find attached the invoice " + PDF)
+    assert storage.detect_type(path) != "application/pdf"
 
 
 @pytest.mark.parametrize(
@@ -190,6 +215,20 @@ def test_over_the_limit_stops_writing_and_leaves_nothing(tmp_path):
         storage.receive(io.BytesIO(PDF * 1000), tmp_path, 1000, "big.pdf")
     assert caught.value.filename == "big.pdf"
     assert not list((tmp_path / storage.INCOMING_DIR).iterdir())
+
+
+def test_over_the_limit_while_reading_on_drops_the_rest_and_refuses_at_finish(tmp_path):
+    incoming = storage.Incoming(tmp_path, 1000, "big.pdf", keep_reading=True)
+    for _ in range(5):
+        assert incoming.write(PDF * 10) == len(PDF * 10)
+    assert incoming.too_large
+    assert not list((tmp_path / storage.INCOMING_DIR).iterdir())
+    incoming.seek(0)
+    assert incoming.read() == b""
+    with pytest.raises(UploadTooLarge) as caught:
+        incoming.finish()
+    assert caught.value.filename == "big.pdf"
+    incoming.close()
 
 
 @pytest.mark.parametrize(

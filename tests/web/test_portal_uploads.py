@@ -89,6 +89,32 @@ def test_file_over_the_limit_is_413_in_the_clients_language(portal, case):
     assert "trop volumineux" in as_json.get_json()["messages"][0]["text"]
 
 
+def test_file_over_the_limit_among_good_ones_keeps_the_good_ones(portal, case):
+    too_big = PDF + b"0" * (1024 * 1024)
+    response = portal.upload(
+        case.item_ids[0], ("good.pdf", PDF), ("big.pdf", too_big), ("photo.png", PNG)
+    )
+    assert response.status_code == 303
+    assert [d["original_filename"] for d in case.documents()] == [
+        "good.pdf",
+        "photo.png",
+    ]
+    assert _incoming_is_empty(case)
+    page = text_of(portal.http.get(response.headers["Location"]))
+    assert "2 fichiers reçus, merci." in page
+    assert "« big.pdf » est trop volumineux : la limite est de 1 Mo par fichier" in page
+
+    as_json = portal.upload(
+        case.item_ids[1], ("big.pdf", too_big), ("good.pdf", PDF), xhr=True
+    )
+    assert as_json.status_code == 200
+    texts = [m["text"] for m in as_json.get_json()["messages"]]
+    assert texts[0] == "1 fichier reçu, merci."
+    assert "« big.pdf » est trop volumineux" in texts[1]
+    assert len(case.documents()) == 3
+    assert _incoming_is_empty(case)
+
+
 def test_executable_renamed_pdf_is_refused_and_nothing_stored(portal, case):
     response = portal.upload(case.item_ids[0], ("facture.pdf", EXE))
     assert response.status_code == 415
@@ -100,6 +126,15 @@ def test_executable_renamed_pdf_is_refused_and_nothing_stored(portal, case):
     assert not list(case.settings.files_dir.rglob("facture.pdf"))
     assert _incoming_is_empty(case)
     assert case.items()[0]["state"] == "to_send"
+
+
+def test_executable_with_a_pdf_header_inside_is_refused(portal, case):
+    response = portal.upload(
+        case.item_ids[0], ("facture.pdf", EXE[:64] + PDF + EXE[64:]), xhr=True
+    )
+    assert response.status_code == 415
+    assert case.documents() == []
+    assert _incoming_is_empty(case)
 
 
 def test_path_traversal_name_is_stored_safely(portal, case):
