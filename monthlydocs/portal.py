@@ -37,7 +37,7 @@ class ItemNotFound(MonthlydocsError):
 
 
 class SlotHasFiles(MonthlydocsError):
-    """"Nothing to send" was asked for a slot that already holds files."""
+    """ "Nothing to send" was asked for a slot that already holds files."""
 
 
 class InvitesDisabled(MonthlydocsError):
@@ -89,9 +89,15 @@ def open_checklist(
             [stamp, checklist["id"]],
         )
         if first:
-            record(db, Event.CHECKLIST_OPENED, now, actor="client",
-                   subject_type="checklist", subject_id=checklist["id"],
-                   client_id=checklist["client_id"])
+            record(
+                db,
+                Event.CHECKLIST_OPENED,
+                now,
+                actor="client",
+                subject_type="checklist",
+                subject_id=checklist["id"],
+                client_id=checklist["client_id"],
+            )
     return checklists.get_checklist(db, checklist["id"])
 
 
@@ -162,9 +168,12 @@ def page(db: Database, checklist: dict[str, Any]) -> PortalPage:
 
 def slot(db: Database, checklist: dict[str, Any], item_id: int) -> Slot:
     item = _item(db, checklist, item_id)
-    documents = list(db.query(
-        "SELECT * FROM documents WHERE item_id = ? ORDER BY uploaded_at, id", [item_id]
-    ))
+    documents = list(
+        db.query(
+            "SELECT * FROM documents WHERE item_id = ? ORDER BY uploaded_at, id",
+            [item_id],
+        )
+    )
     return Slot(item, documents)
 
 
@@ -174,10 +183,12 @@ def can_remove(item: dict[str, Any], document: dict[str, Any]) -> bool:
 
 
 def _item(db: Database, checklist: dict[str, Any], item_id: int) -> dict[str, Any]:
-    rows = list(db.query(
-        "SELECT * FROM checklist_items WHERE id = ? AND checklist_id = ?",
-        [item_id, checklist["id"]],
-    ))
+    rows = list(
+        db.query(
+            "SELECT * FROM checklist_items WHERE id = ? AND checklist_id = ?",
+            [item_id, checklist["id"]],
+        )
+    )
     if not rows:
         raise ItemNotFound(f"checklist #{checklist['id']} has no item #{item_id}")
     return rows[0]
@@ -226,15 +237,31 @@ def upload(
             document_id = db.execute(
                 "INSERT INTO documents (item_id, original_filename, stored_path, size,"
                 " sha256, content_type, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [item_id, _display_name(incoming.filename), stored.relative_path,
-                 incoming.size, incoming.sha256, incoming.content_type, iso(now)],
+                [
+                    item_id,
+                    _display_name(incoming.filename),
+                    stored.relative_path,
+                    incoming.size,
+                    incoming.sha256,
+                    incoming.content_type,
+                    iso(now),
+                ],
             ).lastrowid
             _set_state(db, item_id, RECEIVED, None, now)
-            record(db, Event.DOCUMENT_UPLOADED, now, actor="client",
-                   subject_type="document", subject_id=document_id,
-                   client_id=checklist["client_id"],
-                   data={"item_id": item_id, "size": incoming.size,
-                         "content_type": incoming.content_type})
+            record(
+                db,
+                Event.DOCUMENT_UPLOADED,
+                now,
+                actor="client",
+                subject_type="document",
+                subject_id=document_id,
+                client_id=checklist["client_id"],
+                data={
+                    "item_id": item_id,
+                    "size": incoming.size,
+                    "content_type": incoming.content_type,
+                },
+            )
             checklists.refresh_completion(db, checklist["id"], now)
     except sqlite3.IntegrityError:
         # The same file arrived twice at the same moment: the other request won.
@@ -253,9 +280,12 @@ def _display_name(filename: str) -> str:
 
 
 def _document_by_hash(db: Database, item_id: int, sha256: str) -> dict | None:
-    rows = list(db.query(
-        "SELECT * FROM documents WHERE item_id = ? AND sha256 = ?", [item_id, sha256]
-    ))
+    rows = list(
+        db.query(
+            "SELECT * FROM documents WHERE item_id = ? AND sha256 = ?",
+            [item_id, sha256],
+        )
+    )
     return rows[0] if rows else None
 
 
@@ -290,10 +320,16 @@ def mark_not_applicable(
         if current.removable_documents or current.state == RECEIVED:
             raise SlotHasFiles(f"item #{item_id} holds files: remove them first")
         _set_state(db, item_id, NOT_APPLICABLE, reason, now)
-        record(db, Event.ITEM_NOT_APPLICABLE, now, actor="client",
-               subject_type="item", subject_id=item_id,
-               client_id=checklist["client_id"],
-               data={"reason": reason} if reason else None)
+        record(
+            db,
+            Event.ITEM_NOT_APPLICABLE,
+            now,
+            actor="client",
+            subject_type="item",
+            subject_id=item_id,
+            client_id=checklist["client_id"],
+            data={"reason": reason} if reason else None,
+        )
         checklists.refresh_completion(db, checklist["id"], now)
 
 
@@ -308,8 +344,15 @@ def undo_not_applicable(
         if item["state"] != NOT_APPLICABLE:
             raise ItemLocked(f"item #{item_id} is {item['state']}")
         _set_state(db, item_id, TO_SEND, None, now)
-        record(db, Event.ITEM_REOPENED, now, actor="client", subject_type="item",
-               subject_id=item_id, client_id=checklist["client_id"])
+        record(
+            db,
+            Event.ITEM_REOPENED,
+            now,
+            actor="client",
+            subject_type="item",
+            subject_id=item_id,
+            client_id=checklist["client_id"],
+        )
         checklists.refresh_completion(db, checklist["id"], now)
 
 
@@ -326,24 +369,33 @@ def remove_document(
     a row pointing at nothing. The slot goes back to "to send" when it is empty.
     """
     with write_transaction(db):
-        rows = list(db.query(
-            "SELECT d.*, i.state AS item_state FROM documents d"
-            " JOIN checklist_items i ON i.id = d.item_id"
-            " WHERE d.id = ? AND i.checklist_id = ?",
-            [document_id, checklist["id"]],
-        ))
+        rows = list(
+            db.query(
+                "SELECT d.*, i.state AS item_state FROM documents d"
+                " JOIN checklist_items i ON i.id = d.item_id"
+                " WHERE d.id = ? AND i.checklist_id = ?",
+                [document_id, checklist["id"]],
+            )
+        )
         if not rows:
-            raise ItemNotFound(f"checklist #{checklist['id']} has no document "
-                               f"#{document_id}")
+            raise ItemNotFound(
+                f"checklist #{checklist['id']} has no document #{document_id}"
+            )
         document = rows[0]
         if not can_remove({"state": document["item_state"]}, document):
             raise ItemLocked(f"document #{document_id} is reviewed")
         db.execute("DELETE FROM documents WHERE id = ?", [document_id])
         _restore_state(db, document["item_id"], now)
-        record(db, Event.DOCUMENT_REMOVED, now, actor="client",
-               subject_type="document", subject_id=document_id,
-               client_id=checklist["client_id"],
-               data={"item_id": document["item_id"], "sha256": document["sha256"]})
+        record(
+            db,
+            Event.DOCUMENT_REMOVED,
+            now,
+            actor="client",
+            subject_type="document",
+            subject_id=document_id,
+            client_id=checklist["client_id"],
+            data={"item_id": document["item_id"], "sha256": document["sha256"]},
+        )
         checklists.refresh_completion(db, checklist["id"], now)
     storage.delete(settings.files_dir, document["stored_path"])
     return document
@@ -359,7 +411,8 @@ def _restore_state(db: Database, item_id: int, now: datetime) -> None:
         # The firm's note on the refused file is what the client must read again.
         note = db.execute(
             "SELECT review_note FROM documents WHERE item_id = ? AND review_state ="
-            " 'rejected' ORDER BY reviewed_at DESC, id DESC LIMIT 1", [item_id]
+            " 'rejected' ORDER BY reviewed_at DESC, id DESC LIMIT 1",
+            [item_id],
         ).fetchone()[0]
     _set_state(db, item_id, state, note, now)
 
@@ -382,7 +435,8 @@ def invite_token(db: Database, secret_key: str) -> str:
         "SELECT count(*) FROM events WHERE action = ?", [str(Event.INVITE_ROTATED)]
     ).fetchone()[0]
     digest = hmac.new(
-        secret_key.encode("utf-8"), f"monthlydocs:invite:{generation}".encode(),
+        secret_key.encode("utf-8"),
+        f"monthlydocs:invite:{generation}".encode(),
         hashlib.sha256,
     ).digest()
     return base64.urlsafe_b64encode(digest[:24]).decode("ascii")
@@ -392,7 +446,9 @@ def invite_link(base_url: str, token: str) -> str:
     return base_url.rstrip("/") + INVITE_PATH + token
 
 
-def rotate_invite(db: Database, secret_key: str, now: datetime, actor: str = "cli") -> str:
+def rotate_invite(
+    db: Database, secret_key: str, now: datetime, actor: str = "cli"
+) -> str:
     with write_transaction(db):
         record(db, Event.INVITE_ROTATED, now, actor=actor, subject_type="invite")
     return invite_token(db, secret_key)
@@ -426,11 +482,14 @@ def register_client(
     fields = check_input(data, settings.firm.country)
     if by_email(db, fields["email"]):
         return None
-    return add_client(db, data, now, region=settings.firm.country, status="pending",
-                      actor="portal")
+    return add_client(
+        db, data, now, region=settings.firm.country, status="pending", actor="portal"
+    )
 
 
-def approve_client(db: Database, client_id: int, now: datetime, actor: str = "cli") -> None:
+def approve_client(
+    db: Database, client_id: int, now: datetime, actor: str = "cli"
+) -> None:
     """Confirm a self-registered client: they can now be assigned templates."""
     client = get_client(db, client_id)
     if client["status"] != "pending":
@@ -443,5 +502,12 @@ def approve_client(db: Database, client_id: int, now: datetime, actor: str = "cl
             "UPDATE clients SET status = 'active', updated_at = ? WHERE id = ?",
             [iso(now), client_id],
         )
-        record(db, Event.CLIENT_APPROVED, now, actor=actor, subject_type="client",
-               subject_id=client_id, client_id=client_id)
+        record(
+            db,
+            Event.CLIENT_APPROVED,
+            now,
+            actor=actor,
+            subject_type="client",
+            subject_id=client_id,
+            client_id=client_id,
+        )

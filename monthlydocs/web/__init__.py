@@ -55,7 +55,8 @@ def create_app(
     app.config.update(
         SECRET_KEY=settings.firm.secret_key,
         MAX_CONTENT_LENGTH=max_bytes(settings.storage.max_upload_mb)
-        * MAX_FILES_PER_REQUEST + 1024 * 1024,
+        * MAX_FILES_PER_REQUEST
+        + 1024 * 1024,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=secure,
         SESSION_COOKIE_NAME="monthlydocs_session",
@@ -75,7 +76,8 @@ def create_app(
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=settings.portal.trusted_proxies,
+            app.wsgi_app,
+            x_for=settings.portal.trusted_proxies,
             x_proto=settings.portal.trusted_proxies,
             x_host=settings.portal.trusted_proxies,
         )
@@ -152,8 +154,12 @@ def _init_babel(app: Flask, settings) -> None:
         asked = g.get("lang_asked")
         if asked:
             response.set_cookie(
-                LANG_COOKIE, asked, max_age=LANG_COOKIE_DAYS * 86400, httponly=True,
-                samesite="Lax", secure=request.is_secure,
+                LANG_COOKIE,
+                asked,
+                max_age=LANG_COOKIE_DAYS * 86400,
+                httponly=True,
+                samesite="Lax",
+                secure=request.is_secure,
             )
         return response
 
@@ -165,8 +171,9 @@ def get_db():
     from ..db import open_db
 
     if "db" not in g:
-        g.db = open_db(current_app.extensions["monthlydocs.settings"].database_path,
-                       migrate=False)
+        g.db = open_db(
+            current_app.extensions["monthlydocs.settings"].database_path, migrate=False
+        )
     return g.db
 
 

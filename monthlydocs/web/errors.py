@@ -54,33 +54,50 @@ def message_for(exc: Exception) -> str:
     name = getattr(exc, "filename", "") or _("This file")
     if isinstance(exc, UploadTooLarge | RequestEntityTooLarge):
         if isinstance(exc, RequestEntityTooLarge):
-            return _("These files are too big to send at once: the limit is "
-                     "%(limit)s MB per file. Send them one by one, or make them "
-                     "smaller.", limit=settings.storage.max_upload_mb)
-        return _("“%(name)s” is too big: the limit is %(limit)s MB per file. Send a "
-                 "smaller file, or split it in several parts.",
-                 name=name, limit=settings.storage.max_upload_mb)
+            return _(
+                "These files are too big to send at once: the limit is "
+                "%(limit)s MB per file. Send them one by one, or make them "
+                "smaller.",
+                limit=settings.storage.max_upload_mb,
+            )
+        return _(
+            "“%(name)s” is too big: the limit is %(limit)s MB per file. Send a "
+            "smaller file, or split it in several parts.",
+            name=name,
+            limit=settings.storage.max_upload_mb,
+        )
     if isinstance(exc, UnsupportedFileType):
-        return _("“%(name)s” cannot be accepted: this kind of file is not supported. "
-                 "Send a PDF, a photo (JPEG, PNG, HEIC, WebP, TIFF), a spreadsheet "
-                 "(XLSX, XLS, ODS, CSV), a document (DOCX, DOC, ODT, TXT, XML) or a "
-                 "ZIP.", name=name)
+        return _(
+            "“%(name)s” cannot be accepted: this kind of file is not supported. "
+            "Send a PDF, a photo (JPEG, PNG, HEIC, WebP, TIFF), a spreadsheet "
+            "(XLSX, XLS, ODS, CSV), a document (DOCX, DOC, ODT, TXT, XML) or a "
+            "ZIP.",
+            name=name,
+        )
     if isinstance(exc, EmptyUpload):
         return _("“%(name)s” is empty. Check the file and send it again.", name=name)
     if isinstance(exc, NoFileChosen):
         return _("Choose a file first, then press Send.")
     if isinstance(exc, ItemLocked):
-        return _("%(firm)s has already checked this, so it can no longer be changed. "
-                 "Contact them if something is wrong.", firm=settings.firm.name)
+        return _(
+            "%(firm)s has already checked this, so it can no longer be changed. "
+            "Contact them if something is wrong.",
+            firm=settings.firm.name,
+        )
     if isinstance(exc, SlotHasFiles):
-        return _("You have sent files for this document. Remove them first if there "
-                 "is really nothing to send.")
+        return _(
+            "You have sent files for this document. Remove them first if there "
+            "is really nothing to send."
+        )
     if isinstance(exc, CSRFError):
         return _("This page was open for a long time. Reload it and try again.")
     if isinstance(exc, LinkNotFound | ItemNotFound | InvitesDisabled):
-        return _("This link does not work. It may have been replaced by a newer one, "
-                 "or closed some time after everything was received. Ask %(firm)s "
-                 "for a new link.", firm=settings.firm.name)
+        return _(
+            "This link does not work. It may have been replaced by a newer one, "
+            "or closed some time after everything was received. Ask %(firm)s "
+            "for a new link.",
+            firm=settings.firm.name,
+        )
     return _("Something went wrong on our side. Please try again in a moment.")
 
 
@@ -138,8 +155,9 @@ def _error_page(message: str, status: int):
     if status == 404:
         _adopt_language_of_link()
     if wants_json():
-        return jsonify({"ok": False, "messages": [{"category": "error",
-                                                   "text": message}]}), status
+        return jsonify(
+            {"ok": False, "messages": [{"category": "error", "text": message}]}
+        ), status
     template = "link_gone.html" if status == 404 and _is_link_url() else "error.html"
     return render_template(template, message=message, status=status), status
 
@@ -163,14 +181,16 @@ def _not_found(exc: HTTPException):
 
 def _too_many(exc: HTTPException):
     return _error_page(
-        _("Too many attempts from your connection. Please wait a while and try "
-          "again."), 429,
+        _("Too many attempts from your connection. Please wait a while and try again."),
+        429,
     )
 
 
 def _http_error(exc: HTTPException):
-    return _error_page(_("This request could not be understood. Go back to the page "
-                         "and try again."), exc.code or 400)
+    return _error_page(
+        _("This request could not be understood. Go back to the page and try again."),
+        exc.code or 400,
+    )
 
 
 def _server_error(exc: Exception):

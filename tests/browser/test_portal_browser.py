@@ -7,9 +7,11 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-PDF = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
-       b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n"
-       b"%%EOF\n")
+PDF = (
+    b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+    b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n"
+    b"%%EOF\n"
+)
 
 
 def _walk_through(page, case, server, screenshot, name):
@@ -22,8 +24,16 @@ def _walk_through(page, case, server, screenshot, name):
     page.evaluate("window.stillTheSamePage = true")
 
     first, second = case.item_ids[0], case.item_ids[1]
-    page.set_input_files(f"#file-{first}", files=[{
-        "name": "relevé décembre.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+    page.set_input_files(
+        f"#file-{first}",
+        files=[
+            {
+                "name": "relevé décembre.pdf",
+                "mimeType": "application/pdf",
+                "buffer": PDF,
+            }
+        ],
+    )
     slot = page.locator(f"#slot-{first}")
     slot.locator(".badge", has_text="Reçu").wait_for()
     assert "relevé décembre.pdf" in slot.locator(".files").inner_text()
@@ -50,8 +60,9 @@ def test_desktop_in_french_from_accept_language(browser, served, screenshot):
     context = browser.new_context(locale="fr-FR")
     page = context.new_page()
     errors = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error"
-            else None)
+    page.on(
+        "console", lambda msg: errors.append(msg.text) if msg.type == "error" else None
+    )
     try:
         _walk_through(page, case, server, screenshot, "desktop")
     finally:
@@ -62,8 +73,11 @@ def test_desktop_in_french_from_accept_language(browser, served, screenshot):
 def test_phone_viewport(browser, served, screenshot):
     case, server = served(language="fr")
     context = browser.new_context(
-        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-        has_touch=True, locale="en-US",
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="en-US",
     )
     page = context.new_page()
     try:

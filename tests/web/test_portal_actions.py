@@ -34,8 +34,9 @@ def test_not_applicable_refused_while_files_are_there(portal, case):
 def test_undo_refused_once_reviewed(portal, case):
     portal.not_applicable(case.item_ids[1])
     db = case.db()
-    db.execute("UPDATE checklist_items SET state = 'approved' WHERE id = ?",
-               [case.item_ids[1]])
+    db.execute(
+        "UPDATE checklist_items SET state = 'approved' WHERE id = ?", [case.item_ids[1]]
+    )
     db.conn.commit()
     db.close()
     assert portal.undo(case.item_ids[1]).status_code == 409
@@ -95,8 +96,14 @@ def test_removing_a_new_file_brings_back_the_firms_refusal(portal, case):
     portal.upload(case.item_ids[0], ("flou.pdf", PDF))
     db = case.db()
     first = case.documents()[0]
-    review.reject(db, case.settings, first["id"], "Illisible, merci de rescanner", "anne",
-                  datetime(2026, 12, 2, tzinfo=UTC))
+    review.reject(
+        db,
+        case.settings,
+        first["id"],
+        "Illisible, merci de rescanner",
+        "anne",
+        datetime(2026, 12, 2, tzinfo=UTC),
+    )
     db.close()
     assert case.items()[0]["state"] == "rejected"
     page = text_of(portal.http.get(portal.url))

@@ -18,10 +18,14 @@ def test_link_expiry_boundary():
     closed = {"completed_at": "2026-12-01T09:00:00Z", "archived_at": None}
     assert not portal.link_expired(closed, NOW + timedelta(days=30, seconds=-1), 30)
     assert portal.link_expired(closed, NOW + timedelta(days=30), 30)
-    assert not portal.link_expired({"completed_at": None, "archived_at": None},
-                                   NOW + timedelta(days=999), 30)
+    assert not portal.link_expired(
+        {"completed_at": None, "archived_at": None}, NOW + timedelta(days=999), 30
+    )
     # Whichever closed first counts.
-    both = {"completed_at": "2026-12-20T00:00:00Z", "archived_at": "2026-12-01T09:00:00Z"}
+    both = {
+        "completed_at": "2026-12-20T00:00:00Z",
+        "archived_at": "2026-12-01T09:00:00Z",
+    }
     assert portal.link_expired(both, NOW + timedelta(days=30), 30)
 
 
@@ -38,7 +42,9 @@ def test_upload_into_a_not_applicable_slot_makes_it_received(case):
     row = case.items()[0]
     assert (row["state"], row["note"]) == ("received", None)
     with pytest.raises(portal.ItemNotFound):
-        portal.remove_document(db, case.settings, {"id": 999}, result.document["id"], NOW)
+        portal.remove_document(
+            db, case.settings, {"id": 999}, result.document["id"], NOW
+        )
     db.close()
 
 
@@ -74,18 +80,30 @@ def test_register_and_approve(case):
     db = case.db()
     token = portal.invite_token(db, case.settings.firm.secret_key)
     new_id = portal.register_client(
-        db, case.settings, token,
+        db,
+        case.settings,
+        token,
         ClientInput("Warung Bu Sari", "sari@warung.example", "+62 812-3456-789", "id"),
-        NOW)
-    row = db.execute("SELECT status, phone FROM clients WHERE id = ?",
-                     [new_id]).fetchone()
+        NOW,
+    )
+    row = db.execute(
+        "SELECT status, phone FROM clients WHERE id = ?", [new_id]
+    ).fetchone()
     assert row == ("pending", "+628123456789")
-    assert portal.register_client(
-        db, case.settings, token,
-        ClientInput("Copy", "SARI@warung.example", None, "id"), NOW) is None
+    assert (
+        portal.register_client(
+            db,
+            case.settings,
+            token,
+            ClientInput("Copy", "SARI@warung.example", None, "id"),
+            NOW,
+        )
+        is None
+    )
     with pytest.raises(LinkNotFound):
-        portal.register_client(db, case.settings, "wrong",
-                               ClientInput("X", "x@example.com"), NOW)
+        portal.register_client(
+            db, case.settings, "wrong", ClientInput("X", "x@example.com"), NOW
+        )
     portal.approve_client(db, new_id, NOW)
     with pytest.raises(MonthlydocsError, match="not waiting for approval"):
         portal.approve_client(db, new_id, NOW)
@@ -97,7 +115,8 @@ def test_app_refuses_to_start_without_a_secret_key(case):
     from monthlydocs.errors import ConfigError
     from monthlydocs.web import create_app
 
-    settings = settings_from_dict({"firm": {"secret_key": ""}},
-                                  path=case.settings.path, environ={})
+    settings = settings_from_dict(
+        {"firm": {"secret_key": ""}}, path=case.settings.path, environ={}
+    )
     with pytest.raises(ConfigError, match="secret_key is empty"):
         create_app(settings)

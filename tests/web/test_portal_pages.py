@@ -14,9 +14,16 @@ def test_page_shows_firm_client_period_due_slots_and_progress(portal):
     page = text_of(response)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/html")
-    for text in ("Cabinet Martin", "Boulangerie Dupont", "Monthly bookkeeping",
-                 "Bank statements", "Every account, the whole month", "Sales invoices",
-                 "Expense receipts", "Facultatif"):
+    for text in (
+        "Cabinet Martin",
+        "Boulangerie Dupont",
+        "Monthly bookkeeping",
+        "Bank statements",
+        "Every account, the whole month",
+        "Sales invoices",
+        "Expense receipts",
+        "Facultatif",
+    ):
         assert text in page
     # The client is French on record: French wins over the browser's English.
     assert '<html lang="fr">' in page
@@ -111,8 +118,10 @@ def test_unknown_rotated_and_expired_links_get_the_same_404(portal, case, clock,
     expired = portal.http.get(f"/c/{new_token}", headers={"Accept-Language": "fr"})
     assert expired.status_code == 404
     # The same page whatever the reason (only the token in its own links differs).
-    pages = [text_of(r).replace(token, "TOKEN") for r, token in (
-        (unknown, random_token), (rotated, old), (expired, new_token))]
+    pages = [
+        text_of(r).replace(token, "TOKEN")
+        for r, token in ((unknown, random_token), (rotated, old), (expired, new_token))
+    ]
     assert pages[0] == pages[1] == pages[2]
 
 

@@ -11,8 +11,11 @@ from .conftest import PDF, make_case, text_of
 
 
 def test_security_headers_on_pages_errors_and_static(portal):
-    for response in (portal.open(), portal.http.get("/c/unknown-token-123"),
-                     portal.http.get("/static/portal.css")):
+    for response in (
+        portal.open(),
+        portal.http.get("/c/unknown-token-123"),
+        portal.http.get("/static/portal.css"),
+    ):
         headers = response.headers
         csp = headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
@@ -57,7 +60,9 @@ def test_token_is_masked_in_every_log_line(portal, case, caplog):
     caplog.set_level(logging.INFO)
     portal.open()
     portal.http.get(f"/c/{token}/nothing")
-    logging.getLogger("werkzeug").info('127.0.0.1 - - "GET /c/%s HTTP/1.1" 200 -', token)
+    logging.getLogger("werkzeug").info(
+        '127.0.0.1 - - "GET /c/%s HTTP/1.1" 200 -', token
+    )
     logging.getLogger("waitress").error("Exception while serving /c/%s", token)
     logging.getLogger("monthlydocs.web").error("Exception on /c/" + token + " [GET]")
     text = caplog.text
@@ -96,24 +101,47 @@ def test_self_registration_then_approval(tmp_path, cli_runner_for):
     assert "Únase a Cabinet Martin" in html
     assert '<option value="es" lang="es" selected>' in html
     csrf = html.split('name="csrf_token" value="')[1].split('"')[0]
-    bad = client.post(f"/join/{token}", data={
-        "csrf_token": csrf, "name": "Taller Ruiz", "email": "not-an-email",
-        "phone": "", "language": "es"})
+    bad = client.post(
+        f"/join/{token}",
+        data={
+            "csrf_token": csrf,
+            "name": "Taller Ruiz",
+            "email": "not-an-email",
+            "phone": "",
+            "language": "es",
+        },
+    )
     assert bad.status_code == 400
     assert "no parece correcta" in text_of(bad)
-    done = client.post(f"/join/{token}", data={
-        "csrf_token": csrf, "name": "Taller Ruiz", "email": "ana@ruiz.example",
-        "phone": "+34 612 34 56 78", "language": "es"})
+    done = client.post(
+        f"/join/{token}",
+        data={
+            "csrf_token": csrf,
+            "name": "Taller Ruiz",
+            "email": "ana@ruiz.example",
+            "phone": "+34 612 34 56 78",
+            "language": "es",
+        },
+    )
     assert done.status_code == 200
     assert "¡Gracias!" in text_of(done)
-    row = db.execute("SELECT id, status, phone, language FROM clients"
-                     " WHERE email = 'ana@ruiz.example'").fetchone()
+    row = db.execute(
+        "SELECT id, status, phone, language FROM clients"
+        " WHERE email = 'ana@ruiz.example'"
+    ).fetchone()
     assert row[1:] == ("pending", "+34612345678", "es")
 
     # Registering a known email again gives the same thanks and changes nothing.
-    again = client.post(f"/join/{token}", data={
-        "csrf_token": csrf, "name": "Someone", "email": "marie@dupont.example",
-        "phone": "", "language": "fr"})
+    again = client.post(
+        f"/join/{token}",
+        data={
+            "csrf_token": csrf,
+            "name": "Someone",
+            "email": "marie@dupont.example",
+            "phone": "",
+            "language": "fr",
+        },
+    )
     assert again.status_code == 200 and "Merci !" in text_of(again)
     assert db.execute("SELECT count(*) FROM clients").fetchone()[0] == 2
 
@@ -123,8 +151,10 @@ def test_self_registration_then_approval(tmp_path, cli_runner_for):
     approved = cli("client", "approve", "Taller Ruiz", "--template", "monthly")
     assert approved.exit_code == 0, approved.output
     assert "Approved #" in approved.output
-    assert db.execute("SELECT status FROM clients WHERE id = ?",
-                      [row[0]]).fetchone()[0] == "active"
+    assert (
+        db.execute("SELECT status FROM clients WHERE id = ?", [row[0]]).fetchone()[0]
+        == "active"
+    )
     assert len(case.events("client:approved")) == 1
     twice = cli("client", "approve", "Taller Ruiz")
     assert twice.exit_code == 1 and "not waiting for approval" in twice.output
@@ -145,20 +175,34 @@ def test_invite_link_rotation_and_rate_limit(tmp_path, cli_runner_for):
     assert rotated != first
 
     client = create_app(case.settings).test_client()
-    old_path, new_path = first[len("http://127.0.0.1:8000"):], rotated[len(
-        "http://127.0.0.1:8000"):]
+    old_path, new_path = (
+        first[len("http://127.0.0.1:8000") :],
+        rotated[len("http://127.0.0.1:8000") :],
+    )
     assert client.get(old_path).status_code == 404
     page = client.get(new_path)
     assert page.status_code == 200
     csrf = text_of(page).split('name="csrf_token" value="')[1].split('"')[0]
     for number in range(2):
-        response = client.post(new_path, data={
-            "csrf_token": csrf, "name": f"Client {number}",
-            "email": f"c{number}@example.com", "language": "en"})
+        response = client.post(
+            new_path,
+            data={
+                "csrf_token": csrf,
+                "name": f"Client {number}",
+                "email": f"c{number}@example.com",
+                "language": "en",
+            },
+        )
         assert response.status_code == 200
-    blocked = client.post(new_path, data={
-        "csrf_token": csrf, "name": "Client 3", "email": "c3@example.com",
-        "language": "en"})
+    blocked = client.post(
+        new_path,
+        data={
+            "csrf_token": csrf,
+            "name": "Client 3",
+            "email": "c3@example.com",
+            "language": "en",
+        },
+    )
     assert blocked.status_code == 429
 
 
@@ -169,8 +213,9 @@ def test_invites_can_be_turned_off(tmp_path):
     db = case.db()
     token = core.invite_token(db, case.settings.firm.secret_key)
     db.close()
-    assert create_app(case.settings).test_client().get(
-        f"/join/{token}").status_code == 404
+    assert (
+        create_app(case.settings).test_client().get(f"/join/{token}").status_code == 404
+    )
 
 
 def test_api_tokens_are_masked_in_logs():
