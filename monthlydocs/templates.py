@@ -137,6 +137,9 @@ def save_template(
     return template_id, created
 
 
+SLOT_FIELDS = ("description", "optional", "multiple", "position")
+
+
 def save_slot(
     db: Database,
     slug: str,
@@ -146,12 +149,24 @@ def save_slot(
     optional: bool | None = None,
     multiple: bool | None = None,
     position: int | None = None,
+    now: datetime | None = None,
+    actor: str = "cli",
 ) -> tuple[int, bool]:
-    """Add a slot at the end of the template, or update the slot of that name."""
+    """Add a slot at the end of the template, or update the slot of that name.
+
+    With ``now``, the audit trail records the addition, or the fields that changed,
+    under ``actor``. Returns (slot id, created).
+    """
     template = get_template(db, slug)
     name = " ".join(name.split())
     if not name:
         raise TemplateError("A slot needs a name")
+    given = {
+        "description": description,
+        "optional": None if optional is None else int(optional),
+        "multiple": None if multiple is None else int(multiple),
+        "position": position,
+    }
     with write_transaction(db):
         existing = list(
             db.query(
@@ -160,48 +175,141 @@ def save_slot(
             )
         )
         if existing:
+            current = existing[0]
             changes = {
                 key: value
-                for key, value in (
-                    ("description", description),
-                    ("optional", None if optional is None else int(optional)),
-                    ("multiple", None if multiple is None else int(multiple)),
-                    ("position", position),
-                )
-                if value is not None
+                for key, value in given.items()
+                if value is not None and value != current[key]
             }
             if changes:
-                db["template_slots"].update(existing[0]["id"], changes)
-            return existing[0]["id"], False
+                db["template_slots"].update(current["id"], changes)
+                _record_slot(
+                    db, Event.SLOT_CHANGED, now, actor, template, name, changes
+                )
+            return current["id"], False
         if position is None:
             position = db.execute(
                 "SELECT coalesce(max(position), 0) + 1 FROM template_slots"
                 " WHERE template_id = ?",
                 [template["id"]],
             ).fetchone()[0]
+        values = {
+            "description": description or "",
+            "optional": int(bool(optional)),
+            "multiple": int(bool(multiple)),
+            "position": position,
+        }
         slot_id = db.execute(
             "INSERT INTO template_slots (template_id, name, description, optional,"
             " multiple, position) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                template["id"],
-                name,
-                description or "",
-                int(bool(optional)),
-                int(bool(multiple)),
-                position,
-            ],
+            [template["id"], name, *values.values()],
         ).lastrowid
+        _record_slot(db, Event.SLOT_ADDED, now, actor, template, name, values)
     return slot_id, True
 
 
-def remove_slot(db: Database, slug: str, name: str) -> None:
+def remove_slot(
+    db: Database,
+    slug: str,
+    name: str,
+    now: datetime | None = None,
+    actor: str = "cli",
+) -> None:
+    """Remove a slot; checklists generated before keep their item. With ``now``, the
+    audit trail records it under ``actor``."""
     template = get_template(db, slug)
-    removed = db.execute(
-        "DELETE FROM template_slots WHERE template_id = ? AND name = ?",
-        [template["id"], name],
-    ).rowcount
-    if not removed:
-        raise TemplateError(f"Template {slug!r} has no slot named {name!r}")
+    with write_transaction(db):
+        removed = db.execute(
+            "DELETE FROM template_slots WHERE template_id = ? AND name = ?",
+            [template["id"], name],
+        ).rowcount
+        if not removed:
+            raise TemplateError(f"Template {slug!r} has no slot named {name!r}")
+        _record_slot(db, Event.SLOT_REMOVED, now, actor, template, name)
+
+
+def move_slot(
+    db: Database, slug: str, name: str, offset: int, now: datetime, actor: str = "cli"
+) -> bool:
+    """Move a slot ``offset`` places (-1 up, 1 down), then number them all 1, 2, 3...
+
+    Returns whether it moved: the first slot cannot go up, nor the last one down.
+    """
+    template = get_template(db, slug)
+    with write_transaction(db):
+        names = [slot["name"] for slot in slots(db, template["id"])]
+        if name not in names:
+            raise TemplateError(f"Template {slug!r} has no slot named {name!r}")
+        index = names.index(name)
+        target = index + offset
+        moved = target != index and 0 <= target < len(names)
+        if moved:
+            names.insert(target, names.pop(index))
+        db.conn.executemany(
+            "UPDATE template_slots SET position = ? WHERE template_id = ? AND name = ?",
+            [(position, template["id"], n) for position, n in enumerate(names, 1)],
+        )
+        if moved:
+            changes = {"position": target + 1}
+            _record_slot(db, Event.SLOT_CHANGED, now, actor, template, name, changes)
+    return moved
+
+
+def replace_slots(
+    db: Database,
+    slug: str,
+    wanted: list[dict[str, Any]],
+    now: datetime,
+    actor: str = "cli",
+) -> None:
+    """Make the template's slots exactly ``wanted`` (dicts with a name, and optionally
+    description, optional, multiple), in that order; one audit event lists them."""
+    template = get_template(db, slug)
+    with write_transaction(db):
+        names = [" ".join(slot["name"].split()) for slot in wanted]
+        for existing in slots(db, template["id"]):
+            if existing["name"] not in names:
+                remove_slot(db, slug, existing["name"])
+        for position, slot in enumerate(wanted, 1):
+            fields = {key: slot[key] for key in SLOT_FIELDS if key in slot}
+            save_slot(db, slug, slot["name"], **{**fields, "position": position})
+        record(
+            db,
+            Event.SLOTS_REPLACED,
+            now,
+            actor=actor,
+            subject_type="template",
+            subject_id=template["id"],
+            data={"slug": template["slug"], "slots": names},
+        )
+
+
+def _record_slot(
+    db: Database,
+    action: Event,
+    now: datetime | None,
+    actor: str,
+    template: dict[str, Any],
+    name: str,
+    changes: dict[str, Any] | None = None,
+) -> None:
+    if now is None:  # seeding and TOML loading: template:saved covers them
+        return
+    data: dict[str, Any] = {"slug": template["slug"], "slot": name}
+    if changes:
+        data["changes"] = {
+            key: bool(value) if key in ("optional", "multiple") else value
+            for key, value in changes.items()
+        }
+    record(
+        db,
+        action,
+        now,
+        actor=actor,
+        subject_type="template",
+        subject_id=template["id"],
+        data=data,
+    )
 
 
 def remove_template(db: Database, slug: str, now: datetime, actor: str = "cli") -> str:

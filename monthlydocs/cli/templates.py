@@ -67,13 +67,19 @@ def slot(
     from ..templates import remove_slot, save_slot
     from ._output import say
 
-    db = _obj(ctx).db
+    db, moment = _obj(ctx).db, _obj(ctx).now()
     if remove:
-        remove_slot(db, slug, name)
+        remove_slot(db, slug, name, moment)  # audited under "cli"
         say(f"Removed slot {name!r} from {slug}")
         return
     _id, created = save_slot(
-        db, slug, name, description=description, optional=optional, multiple=multiple
+        db,
+        slug,
+        name,
+        description=description,
+        optional=optional,
+        multiple=multiple,
+        now=moment,
     )
     say(f"{'Added' if created else 'Updated'} slot {name!r} in {slug}")
 

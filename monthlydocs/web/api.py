@@ -1044,14 +1044,8 @@ def _save_template(db, slug: str, values: dict[str, Any], moment) -> None:
         actor=_actor(),
         **{key: _given(value) for key, value in values.items()},
     )
-    if slots is _MISSING:
-        return
-    wanted = [slot["name"] for slot in slots]
-    for existing in templates.slots(db, templates.get_template(db, slug)["id"]):
-        if existing["name"] not in wanted:
-            templates.remove_slot(db, slug, existing["name"])
-    for position, slot in enumerate(slots, 1):
-        templates.save_slot(db, slug, slot.pop("name"), position=position, **slot)
+    if slots is not _MISSING:
+        templates.replace_slots(db, slug, slots, moment, actor=_actor())
 
 
 @bp.patch("/templates/<slug>")

@@ -96,3 +96,17 @@ def test_webhook_log_and_remove(cli, db, seed, receiver):
     removed = cli("webhook", "remove", "1")
     assert removed.exit_code == 0 and receiver.url in removed.output
     assert "0 webhooks" in cli("webhook", "list").output
+
+
+def test_slot_edits_from_the_command_line_reach_the_event_feed_as_cli(cli, api):
+    assert cli("template", "slot", "monthly", "Payslips", "--optional").exit_code == 0
+    assert cli("template", "slot", "monthly", "Payslips", "--required").exit_code == 0
+    assert cli("template", "slot", "monthly", "Payslips", "--remove").exit_code == 0
+    feed = api.get("/events").get_json()["data"]
+    slot_events = [e for e in feed if e["type"].startswith("template.slot")]
+    assert [(e["type"], e["actor"], e["data"]["slot"]) for e in slot_events] == [
+        ("template.slot_added", "cli", "Payslips"),
+        ("template.slot_changed", "cli", "Payslips"),
+        ("template.slot_removed", "cli", "Payslips"),
+    ]
+    assert slot_events[1]["data"]["changes"] == {"optional": False}

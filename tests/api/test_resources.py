@@ -232,6 +232,27 @@ def test_create_and_update_a_template_with_its_slots(api, db):
     assert slugs == ["monthly", "vat"]
 
 
+def test_slot_changes_through_the_api_are_audited_with_the_token_name(api, db):
+    api.patch("/templates/monthly", json={"description": "no slot change"})
+    assert api.get("/events?type=template.slots_replaced").get_json()["data"] == []
+    response = api.patch(
+        "/templates/monthly",
+        json={"slots": [{"name": "Receipts"}, {"name": "Payslips"}]},
+    )
+    assert response.status_code == 200
+    [event] = api.get("/events?type=template.slots_replaced").get_json()["data"]
+    assert event["actor"] == "api:crm-sync"
+    assert event["subject"] == {"type": "template", "id": response.get_json()["id"]}
+    assert event["data"] == {"slug": "monthly", "slots": ["Receipts", "Payslips"]}
+    # One event for the whole list, not one per slot.
+    assert (
+        db.execute(
+            "SELECT count(*) FROM events WHERE action LIKE 'template:slot%'"
+        ).fetchone()[0]
+        == 1
+    )
+
+
 def test_template_fields_at_fault_are_named(api):
     cases = [
         ({"slug": "Bad Slug", "name": "x"}, "#/slug", "lower-case"),

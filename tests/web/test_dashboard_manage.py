@@ -270,6 +270,53 @@ def test_create_a_template_and_edit_its_slots(staff, case):
     assert "Give the document a name." in flashed(staff, bad)
 
 
+def _slot_events(case, slug):
+    import json
+
+    db = case.db()
+    try:
+        return [(row["action"], row["actor"], json.loads(row["data"]))
+                for row in db.query("SELECT * FROM events WHERE action LIKE"
+                                    " 'template:slot%' ORDER BY id")
+                if json.loads(row["data"])["slug"] == slug]
+    finally:
+        db.close()
+
+
+def test_slot_edits_are_audited_under_the_staff_email(staff, case):
+    url = "/dashboard/templates/monthly"
+    before = {name for name, *_ in _slots(case, "monthly")}
+    staff.post(f"{url}/slots/add", {"name": "Payslips", "multiple": "on"},
+               csrf_from=url)
+    staff.post(f"{url}/slots/move", {"name": "Payslips", "direction": "up"},
+               csrf_from=url)
+    db = case.db()
+    ids = {s["name"]: s for s in templates.slots(
+        db, templates.get_template(db, "monthly")["id"])}
+    db.close()
+    # The table's form sends every slot; only the one whose fields differ is recorded.
+    form = {f"slot-{s['id']}-present": "1" for s in ids.values()}
+    for s in ids.values():
+        form[f"slot-{s['id']}-description"] = s["description"]
+        for option in ("optional", "multiple"):
+            if s[option]:
+                form[f"slot-{s['id']}-{option}"] = "on"
+    form[f"slot-{ids['Payslips']['id']}-description"] = "Signed ones"
+    staff.post(f"{url}/slots", form, csrf_from=url)
+    staff.post(f"{url}/slots/remove", {"name": "Payslips"}, csrf_from=url)
+
+    events = _slot_events(case, "monthly")
+    assert [action for action, _actor, _data in events] == [
+        "template:slot_added", "template:slot_changed", "template:slot_changed",
+        "template:slot_removed"]
+    assert {actor for _action, actor, _data in events} == {EMAIL}
+    assert {data["slot"] for _action, _actor, data in events} == {"Payslips"}
+    added, moved, described, _removed = (data for *_, data in events)
+    assert added["changes"]["multiple"] is True
+    assert moved["changes"] == {"position": len(before)}
+    assert described["changes"] == {"description": "Signed ones"}
+
+
 def test_template_fields_and_clients(staff, case):
     url = "/dashboard/templates/monthly"
     saved = staff.post(url, {"name": "Monthly books", "description": "",

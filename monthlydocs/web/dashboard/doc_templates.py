@@ -97,11 +97,11 @@ def template(slug: str):
 
 @bp.post("/templates/<slug>/slots")
 def save_slots(slug: str):
-    """Descriptions and options of every slot at once (one form for the table)."""
-    # TODO: renaming a slot, and an audit event for slot changes, need
-    # templates.save_slot to key slots by id and take an actor; today a slot is
-    # renamed by removing it and adding it again.
-    db = get_db()
+    """Descriptions and options of every slot at once (one form for the table); the
+    audit trail records each slot that changed."""
+    # TODO: renaming a slot needs templates.save_slot to key slots by id; today a slot
+    # is renamed by removing it and adding it again.
+    db, moment = get_db(), now()
     row = core.get_template(db, slug)
     for slot in core.slots(db, row["id"]):
         key = f"slot-{slot['id']}"
@@ -112,6 +112,7 @@ def save_slots(slug: str):
             description=request.form.get(f"{key}-description", "").strip(),
             optional=f"{key}-optional" in request.form,
             multiple=f"{key}-multiple" in request.form,
+            now=moment, actor=actor(),
         )
     return done(_("Documents saved."), _url(row["slug"], "slots"))
 
@@ -131,6 +132,7 @@ def add_slot(slug: str):
         db, row["slug"], name,
         description=request.form.get("description", "").strip(),
         optional="optional" in request.form, multiple="multiple" in request.form,
+        now=now(), actor=actor(),
     )
     return done(_("Document added."), _url(row["slug"], "slots"))
 
@@ -138,24 +140,19 @@ def add_slot(slug: str):
 @bp.post("/templates/<slug>/slots/remove")
 def remove_slot(slug: str):
     row = core.get_template(get_db(), slug)
-    core.remove_slot(get_db(), row["slug"], request.form.get("name", ""))
+    core.remove_slot(get_db(), row["slug"], request.form.get("name", ""), now(),
+                     actor=actor())
     return done(_("Document removed from the template."), _url(row["slug"], "slots"))
 
 
 @bp.post("/templates/<slug>/slots/move")
 def move_slot(slug: str):
-    """Move a slot one place up or down, then number them all 1, 2, 3..."""
+    """Move a slot one place up or down."""
     db = get_db()
     row = core.get_template(db, slug)
-    names = [slot["name"] for slot in core.slots(db, row["id"])]
-    name = request.form.get("name", "")
-    if name in names:
-        index = names.index(name)
-        other = index - 1 if request.form.get("direction") == "up" else index + 1
-        if 0 <= other < len(names):
-            names[index], names[other] = names[other], names[index]
-    for position, slot_name in enumerate(names, 1):
-        core.save_slot(db, row["slug"], slot_name, position=position)
+    offset = -1 if request.form.get("direction") == "up" else 1
+    core.move_slot(db, row["slug"], request.form.get("name", ""), offset, now(),
+                   actor=actor())
     return done(_("Order saved."), _url(row["slug"], "slots"))
 
 
