@@ -96,6 +96,7 @@ def create_app(
     app.register_blueprint(portal.bp)
     app.register_blueprint(dashboard.bp)
     security.init_app(app)
+    portal.defer_csrf(app)
     portal.init_limits(app, settings)
     dashboard.init_app(app)
     errors.init_app(app)

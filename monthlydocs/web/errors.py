@@ -121,10 +121,14 @@ def _core_error(exc: MonthlydocsError):
 
 
 def _answer(exc: Exception, status: int):
-    """JSON for the script; the portal page with the message; else an error page."""
-    adopted = g.get("checklist") is not None or (status != 404 and _adopt_link())
+    """JSON for the script; the portal page with the message; else an error page.
+
+    The page comes back only when the view has already found the link (g.checklist):
+    an error before that never looks a token up, so it cannot tell a good token from
+    a guessed one, nor escape the failed-lookup limit.
+    """
     message = message_for(exc)
-    if not adopted:
+    if g.get("checklist") is None:
         return _error_page(message, status)
     checklist, token = g.checklist, g.token
     item_id = (request.view_args or {}).get("item_id")
@@ -133,20 +137,6 @@ def _answer(exc: Exception, status: int):
     if wants_json():
         return slot_json(checklist, token, item_id, [("error", message)], status)
     return render_page(checklist, token, status, [("error", message, item_id)])
-
-
-def _adopt_link() -> bool:
-    """Find the checklist of a failed request's URL (the error came before the view)."""
-    token = (request.view_args or {}).get("token")
-    if not token or request.blueprint != "portal" or request.endpoint == "portal.join":
-        return False
-    from .portal import _checklist
-
-    try:
-        _checklist(token)
-    except MonthlydocsError:
-        return False
-    return True
 
 
 def _error_page(message: str, status: int):

@@ -14,6 +14,7 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     g,
     get_flashed_messages,
@@ -53,8 +54,35 @@ LINK_ENDPOINTS = (
 )
 
 
+# Forms posted to a link check their CSRF token only once the link is known to be good
+# (see _checklist and join): an unknown link then gets the same 404, counted by the
+# failed-lookup limit, with or without a token, so a missing token tells a guesser
+# nothing. Every other POST is checked by CSRFProtect before its view, as usual.
+CSRF_AFTER_LOOKUP = (
+    "portal.upload",
+    "portal.not_applicable",
+    "portal.undo",
+    "portal.remove",
+    "portal.join",
+)
+
+
 class NoFileChosen(UploadError):
     code = "no_file"
+
+
+def defer_csrf(app) -> None:
+    """Leave the CSRF check of the link forms to the views, after the link lookup."""
+    csrf = app.extensions["csrf"]
+    for endpoint in CSRF_AFTER_LOOKUP:
+        view = app.view_functions[endpoint]
+        csrf.exempt(f"{view.__module__}.{view.__name__}")
+
+
+def _check_csrf() -> None:
+    """CSRFProtect's check, for a POST whose link was found (raises CSRFError)."""
+    if current_app.config.get("WTF_CSRF_ENABLED", True):
+        current_app.extensions["csrf"].protect()
 
 
 def init_limits(app, settings) -> None:
@@ -104,7 +132,14 @@ def _globals() -> dict[str, Any]:
 def _language_url(code: str) -> str:
     args = {k: v for k, v in request.args.items() if k != "lang"}
     endpoint = request.endpoint if request.endpoint and request.url_rule else None
-    if endpoint is None or request.method != "GET":
+    if request.method != "GET":
+        # The answer to a form: the language links lead to the link's page.
+        token = (request.view_args or {}).get("token")
+        if token and request.blueprint == "portal":
+            target = "portal.join" if endpoint == "portal.join" else "portal.page"
+            return url_for(target, token=token, lang=code)
+        return url_for("portal.home", lang=code)
+    if endpoint is None:
         return url_for("portal.home", lang=code)
     return url_for(endpoint, **(request.view_args or {}), **args, lang=code)
 
@@ -199,6 +234,11 @@ def _page_context(view: portal.PortalPage) -> dict[str, Any]:
 
 
 def _checklist(token: str) -> dict[str, Any]:
+    """The checklist of an action's link, then the form's CSRF check.
+
+    In that order: an unknown link is a 404 (counted against the address) whatever the
+    form holds; a good link with a bad CSRF token gets its page back with a message.
+    """
     settings = get_settings()
     checklist = portal.find_checklist(
         get_db(), token, now(), settings.portal.link_grace_days
@@ -206,6 +246,7 @@ def _checklist(token: str) -> dict[str, Any]:
     g.client_language = get_client(get_db(), checklist["client_id"])["language"]
     g.checklist, g.token = checklist, token
     refresh()  # the language may have been settled before the client was known
+    _check_csrf()
     return checklist
 
 
@@ -351,6 +392,7 @@ def join(token: str):
 
     db, settings = get_db(), get_settings()
     portal.check_invite(db, settings, token)
+    _check_csrf()  # only now: see CSRF_AFTER_LOOKUP
     form = {
         key: request.form.get(key, "").strip()
         for key in ("name", "email", "phone", "language")

@@ -222,3 +222,108 @@ def test_api_tokens_are_masked_in_logs():
     line = "GET /api/v1/clients?token=mdk_AbCdEfGhIjKlMnOpQrStUvWxYz012345 400"
     masked = mask_tokens(line)
     assert "AbCdEfGhIjKl" not in masked and "mdk_AbCd…" in masked
+
+
+def test_unknown_link_answers_alike_with_or_without_a_csrf_token(portal, case):
+    bad = "B" * 32
+    item = case.item_ids[0]
+    for headers in (
+        {},
+        {"Accept-Language": "de"},
+        {"X-Requested-With": "XMLHttpRequest"},
+    ):
+        shown = portal.http.get(f"/c/{bad}", headers=headers)
+        assert shown.status_code == 404
+        for action in (
+            f"/items/{item}/upload",
+            f"/items/{item}/not-applicable",
+            f"/items/{item}/undo",
+            "/documents/1/remove",
+        ):
+            posted = portal.http.post(f"/c/{bad}{action}", headers=headers)
+            assert posted.status_code == 404, action
+            assert posted.get_data() == shown.get_data(), action
+    # The same for the invite link.
+    shown = portal.http.get(f"/join/{bad}")
+    posted = portal.http.post(f"/join/{bad}", data={"name": "X"})
+    assert (posted.status_code, posted.get_data()) == (404, shown.get_data())
+
+
+def test_posts_without_a_csrf_token_count_against_the_failed_lookup_limit(tmp_path):
+    from monthlydocs.web import create_app
+
+    case = make_case(tmp_path / "ws", portal={"failed_link_limit": "3 per hour"})
+    client = create_app(case.settings).test_client()
+    item = case.item_ids[0]
+    for attempt in range(3):
+        posted = client.post(f"/c/guess{attempt:04d}xyz/items/{item}/not-applicable")
+        assert posted.status_code == 404
+    blocked = client.post(f"/c/guess9999xyz/items/{item}/upload")
+    assert blocked.status_code == 429
+    assert client.post("/join/guess9999xyz").status_code == 429
+    assert client.get(f"/c/{case.token}").status_code == 429
+
+
+def test_every_form_on_a_good_link_needs_its_csrf_token(portal, case, app):
+    """Each portal POST, the ones that check their token after the lookup included."""
+    portal.upload(case.item_ids[0], ("a.pdf", PDF))
+    document_id = case.documents()[0]["id"]
+    db = case.db()
+    invite = core.invite_token(db, case.settings.firm.secret_key)
+    db.close()
+    values = {
+        "token": case.token,
+        "item_id": case.item_ids[1],
+        "document_id": document_id,
+    }
+    posts = [
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("portal.") and "POST" in rule.methods
+    ]
+    assert {rule.endpoint for rule in posts} >= {
+        "portal.upload",
+        "portal.not_applicable",
+        "portal.undo",
+        "portal.remove",
+        "portal.join",
+    }
+    for rule in posts:
+        arguments = {name: values[name] for name in rule.arguments}
+        if rule.endpoint == "portal.join":
+            arguments["token"] = invite
+        path = rule.build(arguments)[1]
+        for form in ({}, {"csrf_token": "forged"}):
+            response = portal.http.post(
+                path,
+                data={
+                    **form,
+                    "reason": "x",
+                    "name": "X",
+                    "email": "x@example.com",
+                    "language": "en",
+                },
+            )
+            assert response.status_code == 400, (rule.endpoint, form)
+    # Nothing changed: the file is still there, no slot was marked, nobody registered.
+    assert len(case.documents()) == 1
+    assert [item["state"] for item in case.items()] == [
+        "received",
+        "to_send",
+        "to_send",
+    ]
+    db = case.db()
+    assert db.execute("SELECT count(*) FROM clients").fetchone()[0] == 1
+    db.close()
+
+
+def test_good_link_without_a_csrf_token_gets_its_page_with_a_message(portal, case):
+    response = portal.http.post(
+        f"{portal.url}/items/{case.item_ids[1]}/not-applicable",
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 400
+    page = text_of(response)
+    assert "Documents de Boulangerie Dupont" in page  # the client's language, French
+    assert "Cette page est restée ouverte longtemps" in page
+    assert f'href="/c/{case.token}?lang=de"' in page  # language links stay on the page
