@@ -8,7 +8,16 @@ import zipfile
 import pytest
 
 from conftest import NOW, use_smtp
-from monthlydocs import checklists, clients, export, portal, review, storage, templates
+from monthlydocs import (
+    checklists,
+    clients,
+    export,
+    outbox,
+    portal,
+    review,
+    storage,
+    templates,
+)
 from monthlydocs.errors import MonthlydocsError
 from monthlydocs.users import LoginFailed, WeakPassword, add_user, authenticate
 from monthlydocs.workspace import example_templates_path
@@ -236,6 +245,88 @@ def test_purge_respects_retention_and_deletes_files(desk, cli):
         == 0
     )
     assert db.execute("SELECT count(*) FROM checklists").fetchone()[0] == 1
+
+
+def test_purge_takes_one_offs_and_what_was_recorded_about_the_checklists(desk, cli):
+    import getpass
+    import json
+
+    settings, db, (mueller, dupont) = desk
+    onboarding_id, _ = templates.save_template(
+        db, "onboarding", NOW, name="Onboarding", cadence="once"
+    )
+    templates.save_slot(db, "onboarding", "ID card")
+    clients.assign(db, [mueller, dupont], onboarding_id, NOW)
+    onboarding = templates.get_template(db, "onboarding")
+    checklists.generate(
+        db, [checklists.Request(onboarding)], NOW, NOW.date(), send=False
+    )
+
+    def checklist_of(client_id, period):
+        return db.execute(
+            "SELECT id FROM checklists WHERE client_id = ? AND period = ?",
+            [client_id, period],
+        ).fetchone()[0]
+
+    old_monthly = checklist_of(mueller, "2026-12")
+    old_once = checklist_of(dupont, "once")
+    recent_once = checklist_of(mueller, "once")
+    kept_monthly = checklist_of(dupont, "2026-12")
+    rejected = upload(settings, db, mueller, "Bank statements", "old.pdf")
+    review.reject(db, settings, rejected["id"], "Seite 2 fehlt", "anne", NOW)
+    removed = upload(settings, db, mueller, "Sales invoices", "gone.pdf", PDF + b"g")
+    checklist_row = checklists.get_checklist(db, old_monthly)
+    portal.remove_document(db, settings, checklist_row, removed["id"], NOW)
+    outbox.deliver_all(db, settings, NOW)  # the rejection email: message:sent
+    # One email about a purged checklist and a kept one.
+    db.execute(
+        "INSERT INTO messages (channel, client_id, recipient, kind, language,"
+        " checklist_ids, dedupe_key, created_at, next_attempt_at)"
+        " VALUES ('email', ?, 'd@dupont.example', 'reminder', 'fr', ?, 'both',"
+        " '2014-01-01T00:00:00Z', '2014-01-01T00:00:00Z')",
+        [dupont, json.dumps([old_once, kept_monthly])],
+    )
+    for checklist_id, period, closed in (
+        (old_monthly, "2014-03", "2014-04-01T00:00:00Z"),
+        (old_once, "once", "2014-05-02T00:00:00Z"),  # before 2015-01: goes
+        (recent_once, "once", "2020-01-01T00:00:00Z"),  # after: stays
+    ):
+        db.execute(
+            "UPDATE checklists SET period = ?, completed_at = ? WHERE id = ?",
+            [period, closed, checklist_id],
+        )
+    db.conn.commit()
+    purged_ids = {old_monthly, old_once}
+    top, before = db.execute("SELECT max(id), count(*) FROM events").fetchone()
+
+    preview = cli("purge", "--before", "2015-01", "--dry-run")
+    assert "2 checklists, 1 documents" in preview.stdout
+    done = cli("purge", "--before", "2015-01", "--yes")
+    assert done.exit_code == 0, done.output
+
+    left = {row[0] for row in db.execute("SELECT id FROM checklists")}
+    assert left == {recent_once, kept_monthly}
+    events = list(db.query("SELECT * FROM events WHERE id <= ?", [top]))
+    text = json.dumps(events, ensure_ascii=False)
+    assert "Seite 2 fehlt" not in text and rejected["sha256"] not in text
+    for event in events:
+        if event["subject_type"] == "checklist":
+            assert event["subject_id"] not in purged_ids, event
+        if event["subject_type"] == "document":
+            assert event["subject_id"] not in (rejected["id"], removed["id"]), event
+    kept_about = {e["subject_id"] for e in events if e["action"] == "checklist:created"}
+    assert kept_about == {recent_once, kept_monthly}
+    messages = list(db.query("SELECT kind, checklist_ids FROM messages"))
+    assert messages == [{"kind": "reminder", "checklist_ids": f"[{kept_monthly}]"}]
+    [summary] = db.query("SELECT * FROM events WHERE id > ?", [top])
+    assert summary["action"] == "checklist:purged"
+    assert summary["actor"] == f"cli:{getpass.getuser()}"
+    assert summary["client_id"] is None and summary["subject_id"] is None
+    counts = json.loads(summary["data"])
+    assert counts["checklists"] == 2 and counts["documents"] == 1
+    assert counts["messages"] == 1 and counts["events"] == before - len(events)
+    assert set(counts) == {"checklists", "documents", "messages", "events"}
+    assert not (settings.files_dir / rejected["stored_path"]).exists()
 
 
 def test_users_hash_passwords_and_authenticate(db):

@@ -198,14 +198,20 @@ def purge(
     )
     say(
         f"{len(plan.checklists)} checklists, {len(plan.documents)} documents "
-        f"({_size(plan.bytes)}) would be deleted."
+        f"({_size(plan.bytes)}), {plan.messages} messages and {plan.events} audit "
+        "events about them would be deleted."
     )
     if dry_run or not plan.checklists:
         return
     if not yes and not typer.confirm("Delete them for good?", default=False):
         raise typer.Exit(1)
-    purging.execute(obj.db, obj.settings.files_dir, plan, obj.now())
-    say("Deleted.")
+    done = purging.execute(
+        obj.db, obj.settings.files_dir, plan, obj.now(), actor=_reviewer()
+    )
+    say(
+        f"Deleted {done.checklists} checklists, {done.documents} documents, "
+        f"{done.messages} messages and {done.events} audit events."
+    )
 
 
 @users_app.command("add")
