@@ -29,6 +29,7 @@ from .links import lookup
 from .timeutil import iso, parse_iso
 
 INVITE_PATH = "/join/"
+CLIENT = "client"  # the actor of what the client does through the portal
 MAX_REASON_CHARS = 500
 
 
@@ -93,7 +94,7 @@ def open_checklist(
                 db,
                 Event.CHECKLIST_OPENED,
                 now,
-                actor="client",
+                actor=CLIENT,
                 subject_type="checklist",
                 subject_id=checklist["id"],
                 client_id=checklist["client_id"],
@@ -108,6 +109,8 @@ def open_checklist(
 class Slot:
     item: dict[str, Any]
     documents: list[dict[str, Any]] = field(default_factory=list)
+    # Who last said "nothing to send" for this slot: CLIENT, or the firm's reviewer.
+    not_applicable_by: str | None = None
 
     @property
     def id(self) -> int:
@@ -126,8 +129,13 @@ class Slot:
         return self.state in (TO_SEND, REJECTED) and not self.removable_documents
 
     @property
+    def not_applicable_by_client(self) -> bool:
+        """The client said so (the firm's decision is not theirs to undo)."""
+        return self.state == NOT_APPLICABLE and self.not_applicable_by == CLIENT
+
+    @property
     def can_undo(self) -> bool:
-        return self.state == NOT_APPLICABLE
+        return self.not_applicable_by_client
 
     @property
     def removable_documents(self) -> list[dict[str, Any]]:
@@ -163,7 +171,29 @@ def page(db: Database, checklist: dict[str, Any]) -> PortalPage:
         [checklist["id"]],
     ):
         by_id[doc["item_id"]].documents.append(doc)
+    marked = [slot.id for slot in slots if slot.state == NOT_APPLICABLE]
+    for item_id, actor in not_applicable_by(db, checklist["client_id"], marked).items():
+        by_id[item_id].not_applicable_by = actor
     return PortalPage(checklist, get_client(db, checklist["client_id"]), slots)
+
+
+def not_applicable_by(
+    db: Database, client_id: int, item_ids: list[int]
+) -> dict[int, str]:
+    """Who last marked each of these items "not applicable": CLIENT or a reviewer.
+
+    Read from the audit trail, the latest such event of each item; an item without
+    one is left out (and counts as the firm's decision).
+    """
+    if not item_ids:
+        return {}
+    marks = ", ".join("?" for _ in item_ids)
+    rows = db.execute(
+        "SELECT subject_id, actor FROM events WHERE client_id = ? AND action = ?"
+        f" AND subject_type = 'item' AND subject_id IN ({marks}) ORDER BY id",
+        [client_id, str(Event.ITEM_NOT_APPLICABLE), *item_ids],
+    ).fetchall()
+    return dict(rows)  # later rows win: the latest event of each item
 
 
 def slot(db: Database, checklist: dict[str, Any], item_id: int) -> Slot:
@@ -174,7 +204,8 @@ def slot(db: Database, checklist: dict[str, Any], item_id: int) -> Slot:
             [item_id],
         )
     )
-    return Slot(item, documents)
+    by = not_applicable_by(db, checklist["client_id"], [item_id])
+    return Slot(item, documents, by.get(item_id))
 
 
 def can_remove(item: dict[str, Any], document: dict[str, Any]) -> bool:
@@ -252,7 +283,7 @@ def upload(
                 db,
                 Event.DOCUMENT_UPLOADED,
                 now,
-                actor="client",
+                actor=CLIENT,
                 subject_type="document",
                 subject_id=document_id,
                 client_id=checklist["client_id"],
@@ -324,7 +355,7 @@ def mark_not_applicable(
             db,
             Event.ITEM_NOT_APPLICABLE,
             now,
-            actor="client",
+            actor=CLIENT,
             subject_type="item",
             subject_id=item_id,
             client_id=checklist["client_id"],
@@ -336,19 +367,22 @@ def mark_not_applicable(
 def undo_not_applicable(
     db: Database, checklist: dict[str, Any], item_id: int, now: datetime
 ) -> None:
-    """Back to "to send", while the firm has not reviewed the slot."""
+    """Back to "to send", when the client said "nothing to send" and the firm has not
+    reviewed the slot since. The firm's own "not applicable" stays (ItemLocked)."""
     with write_transaction(db):
-        item = _item(db, checklist, item_id)
-        if item["state"] == TO_SEND:
+        current = slot(db, checklist, item_id)
+        if current.state == TO_SEND:
             return
-        if item["state"] != NOT_APPLICABLE:
-            raise ItemLocked(f"item #{item_id} is {item['state']}")
+        if current.state != NOT_APPLICABLE:
+            raise ItemLocked(f"item #{item_id} is {current.state}")
+        if not current.not_applicable_by_client:
+            raise ItemLocked(f"item #{item_id} was marked not applicable by the firm")
         _set_state(db, item_id, TO_SEND, None, now)
         record(
             db,
             Event.ITEM_REOPENED,
             now,
-            actor="client",
+            actor=CLIENT,
             subject_type="item",
             subject_id=item_id,
             client_id=checklist["client_id"],
@@ -390,7 +424,7 @@ def remove_document(
             db,
             Event.DOCUMENT_REMOVED,
             now,
-            actor="client",
+            actor=CLIENT,
             subject_type="document",
             subject_id=document_id,
             client_id=checklist["client_id"],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .conftest import PDF, text_of
+from datetime import timedelta
+
+from .conftest import NOW, PDF, text_of
 
 
 def test_not_applicable_with_reason_then_undo(portal, case):
@@ -40,6 +42,62 @@ def test_undo_refused_once_reviewed(portal, case):
     db.conn.commit()
     db.close()
     assert portal.undo(case.item_ids[1]).status_code == 409
+
+
+def _firm_marks_not_applicable(case, item_id, reason=None, when=NOW):
+    from monthlydocs import review
+
+    db = case.db()
+    try:
+        review.mark_not_applicable(db, item_id, "anne@martin.example", when, reason)
+    finally:
+        db.close()
+
+
+def test_the_firms_not_applicable_cannot_be_undone_by_the_client(portal, case):
+    item = case.item_ids[1]
+    _firm_marks_not_applicable(case, item)
+    page = text_of(portal.http.get(portal.url))
+    slot = _slot_html(page, item)
+    assert "Votre comptable a indiqué que ce document n’est pas nécessaire" in slot
+    assert "Vous avez indiqué" not in slot
+    assert "/undo" not in slot
+    undone = portal.undo(item, xhr=True)
+    assert undone.status_code == 409
+    assert case.items()[1]["state"] == "not_applicable"
+    assert case.events("item:reopened") == []
+    # With the firm's reason.
+    _firm_marks_not_applicable(case, item, reason="Pas de ventes en décembre")
+    slot = _slot_html(text_of(portal.http.get(portal.url)), item)
+    assert "n’est pas nécessaire cette fois : Pas de ventes en décembre" in slot
+
+
+def test_the_latest_not_applicable_decides_who_may_undo(portal, case):
+    item = case.item_ids[1]
+    portal.not_applicable(item)  # the client says so first
+    slot = _slot_html(text_of(portal.http.get(portal.url)), item)
+    assert "Vous avez indiqué qu’il n’y a rien à envoyer cette fois." in slot
+    assert "/undo" in slot
+    # Then the firm decides the same.
+    _firm_marks_not_applicable(case, item, when=NOW + timedelta(hours=1))
+    slot = _slot_html(text_of(portal.http.get(portal.url)), item)
+    assert "Votre comptable" in slot and "/undo" not in slot
+    assert portal.undo(item).status_code == 409
+
+
+def test_the_clients_own_not_applicable_survives_another_slots_decision(portal, case):
+    portal.not_applicable(case.item_ids[1])
+    _firm_marks_not_applicable(case, case.item_ids[2])
+    assert portal.undo(case.item_ids[1], xhr=True).status_code == 200
+    assert case.items()[1]["state"] == "to_send"
+    assert portal.undo(case.item_ids[2], xhr=True).status_code == 409
+
+
+def _slot_html(page: str, item_id: int) -> str:
+    """The part of the page that shows one slot."""
+    start = page.index(f'id="slot-{item_id}"')
+    ends = [page.find('<li class="slot', start), page.find("</ol>", start)]
+    return page[start : min(end for end in ends if end != -1)]
 
 
 def test_client_removes_a_file_sent_by_mistake(portal, case):

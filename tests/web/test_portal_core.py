@@ -120,3 +120,23 @@ def test_app_refuses_to_start_without_a_secret_key(case):
     )
     with pytest.raises(ConfigError, match="secret_key is empty"):
         create_app(settings)
+
+
+def test_only_the_clients_own_not_applicable_can_be_undone(case):
+    from monthlydocs import review
+
+    db = case.db()
+    checklist = case.checklist()
+    mine, theirs = case.item_ids[0], case.item_ids[1]
+    portal.mark_not_applicable(db, checklist, mine, None, NOW)
+    review.mark_not_applicable(db, theirs, "anne@martin.example", NOW, "not this month")
+    slots = {slot.id: slot for slot in portal.page(db, checklist).slots}
+    assert slots[mine].not_applicable_by_client and slots[mine].can_undo
+    assert slots[theirs].not_applicable_by == "anne@martin.example"
+    assert not slots[theirs].not_applicable_by_client and not slots[theirs].can_undo
+    assert portal.slot(db, checklist, theirs).can_undo is False
+    with pytest.raises(ItemLocked):
+        portal.undo_not_applicable(db, checklist, theirs, NOW)
+    portal.undo_not_applicable(db, checklist, mine, NOW)
+    assert [row["state"] for row in case.items()[:2]] == ["to_send", "not_applicable"]
+    db.close()
