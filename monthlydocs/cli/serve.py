@@ -79,12 +79,14 @@ def invite(
         False, "--rotate", help="Replace the link: the old one stops working."
     ),
     whatsapp: bool = typer.Option(
-        False, "--whatsapp", help="Print a WhatsApp share link instead."
+        False, "--whatsapp", help="Print only the WhatsApp share link."
     ),
 ) -> None:
-    """Print the firm's invite link, where new clients register themselves.
+    """Print the firm's invite link, where new clients register themselves, and its
+    WhatsApp share form on the next line.
 
-    They appear as pending in `client list` until `client approve C`.
+    The link comes first, alone on its line, for scripts. New clients appear as pending
+    in `client list` until `client approve C`.
 
     Example: monthlydocs invite --whatsapp
     """
@@ -106,14 +108,15 @@ def invite(
             "Note: portal.self_registration is false, so this link shows the "
             "'link does not work' page until you turn it on."
         )
+    text = gettext(
+        settings.firm.default_language,
+        "Hello, you can register with %(firm)s here to send your documents: %(link)s",
+        firm=settings.firm.name,
+        link=url,
+    )
+    share = links.whatsapp_url(None, text)
     if whatsapp:
-        language = settings.firm.default_language
-        text = gettext(
-            language,
-            "Hello, you can register with %(firm)s here to send "
-            "your documents: %(link)s",
-            firm=settings.firm.name,
-            link=url,
-        )
-        url = links.whatsapp_url(None, text)
+        typer.echo(share)
+        return
     typer.echo(url)
+    typer.echo(f"WhatsApp: {share}")

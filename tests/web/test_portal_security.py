@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from monthlydocs import portal as core
 from monthlydocs.web.security import install_log_masking, mask_tokens
@@ -166,13 +167,17 @@ def test_invite_link_rotation_and_rate_limit(tmp_path, cli_runner_for):
 
     case = make_case(tmp_path / "ws", portal={"registration_limit": "2 per hour"})
     cli = cli_runner_for(case)
-    first = cli("invite").output.strip()
-    assert first.startswith("http://127.0.0.1:8000/join/")
-    assert cli("invite").output.strip() == first  # stable until rotated
-    whatsapp = cli("invite", "--whatsapp").output.strip()
-    assert whatsapp.startswith("https://wa.me/?text=")
-    rotated = cli("invite", "--rotate").output.strip()
-    assert rotated != first
+    printed = cli("invite").output.splitlines()
+    # The link alone on the first line, for scripts; then its WhatsApp share form.
+    first = printed[0]
+    assert first.startswith("http://127.0.0.1:8000/join/") and " " not in first
+    assert len(printed) == 2 and printed[1].startswith("WhatsApp: https://wa.me/?text=")
+    assert quote(first, safe="") in printed[1]
+    assert cli("invite").output.splitlines() == printed  # stable until rotated
+    whatsapp = cli("invite", "--whatsapp").output.splitlines()
+    assert whatsapp == [printed[1].removeprefix("WhatsApp: ")]
+    rotated = cli("invite", "--rotate").output.splitlines()[0]
+    assert rotated.startswith("http://127.0.0.1:8000/join/") and rotated != first
 
     client = create_app(case.settings).test_client()
     old_path, new_path = (
