@@ -57,7 +57,9 @@ def _walk_through(page, case, server, screenshot, name):
 
 def test_desktop_in_french_from_accept_language(browser, served, screenshot):
     case, server = served(language=None)
-    context = browser.new_context(locale="fr-FR")
+    context = browser.new_context(
+        locale="fr-FR", extra_http_headers={"Accept-Language": "fr-FR,fr;q=0.9"}
+    )
     page = context.new_page()
     errors = []
     page.on(
@@ -86,5 +88,33 @@ def test_phone_viewport(browser, served, screenshot):
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         box = page.locator(f"#slot-{case.item_ids[1]} .button").first.bounding_box()
         assert box["height"] >= 44
+    finally:
+        context.close()
+
+
+def test_narrow_phone_360_px_wide(browser, served, screenshot):
+    # German and a long company name: the longest words the page is likely to hold.
+    case, server = served(
+        language="de", name="Bäckerei und Konditorei Müller-Lüdenscheidt GmbH & Co. KG"
+    )
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}/c/{case.token}")
+        page.locator("#summary").wait_for()
+        # Nothing wider than the screen: no sideways scrolling.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        for item_id in case.item_ids:
+            button = page.locator(f"#slot-{item_id} .pick")
+            assert button.is_visible()
+            box = button.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 360
+            assert box["height"] >= 44
+        screenshot(page, "phone-360")
     finally:
         context.close()
