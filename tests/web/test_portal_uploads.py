@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 
 from monthlydocs import storage
@@ -236,3 +237,24 @@ def test_json_error_shape_is_stable(portal, case):
     assert set(body) == {"ok", "messages", "summary", "slot"}
     assert body["ok"] is False
     assert json.loads(json.dumps(body["messages"]))[0]["category"] == "error"
+
+
+def test_body_over_the_request_limit_is_413_on_a_good_link_and_404_on_a_bad_one(
+    portal, case
+):
+    from monthlydocs.web import MAX_FILES_PER_REQUEST
+
+    body = PDF + b"0" * ((MAX_FILES_PER_REQUEST + 1) * 1024 * 1024)
+    response = portal.upload(case.item_ids[0], ("énorme.pdf", body))
+    assert response.status_code == 413
+    page = text_of(response)
+    assert "Documents de Boulangerie Dupont" in page
+    assert "Ces fichiers sont trop volumineux pour être envoyés en une fois" in page
+    unknown = portal.http.post(
+        f"/c/{'C' * 32}/items/{case.item_ids[0]}/upload",
+        data={"files": [(io.BytesIO(body), "énorme.pdf")]},
+        content_type="multipart/form-data",
+    )
+    assert unknown.status_code == 404
+    assert case.documents() == []
+    assert _incoming_is_empty(case)
