@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -12,11 +13,11 @@ from sqlite_utils import Database
 
 from . import links
 from .db import write_transaction
-from .errors import ChecklistNotFound, MonthlydocsError
+from .errors import ChecklistNotFound, InvalidPeriod, MonthlydocsError
 from .events import Event, record, record_many
-from .periods import check_period, current_period, due_date
+from .periods import CADENCES, check_period, current_period, due_date
 from .templates import slots as template_slots
-from .timeutil import iso
+from .timeutil import iso, parse_iso
 
 # Item states; "done" ones count towards completion.
 TO_SEND, RECEIVED, NOT_APPLICABLE, REJECTED, APPROVED = (
@@ -46,6 +47,9 @@ class TemplateOutcome:
     due_on: date
     created: int = 0
     already: int = 0
+    # Of the ``already`` ones: open checklists whose link was never emailed (made with
+    # --no-send), whose link email this run queues.
+    unsent: int = 0
 
 
 @dataclass
@@ -53,6 +57,8 @@ class GenerateResult:
     outcomes: list[TemplateOutcome] = field(default_factory=list)
     # client id -> ids of the checklists created for them in this run
     created_by_client: dict[int, list[int]] = field(default_factory=dict)
+    # client id -> ids of existing checklists whose link this run emails at last
+    unsent_by_client: dict[int, list[int]] = field(default_factory=dict)
     messages_queued: int = 0
 
     @property
@@ -63,12 +69,28 @@ class GenerateResult:
     def already(self) -> int:
         return sum(o.already for o in self.outcomes)
 
+    @property
+    def unsent(self) -> int:
+        return sum(o.unsent for o in self.outcomes)
 
-def templates_due(db: Database, today: date) -> list[dict[str, Any]]:
+
+class NotAssigned(MonthlydocsError):
+    """A client named for generation is not assigned to the template (or not active)."""
+
+
+class AmbiguousChecklist(MonthlydocsError):
+    """Several current checklists could be meant: the template must be named."""
+
+
+def templates_due(
+    db: Database, today: date, *, unsent: bool = False
+) -> list[dict[str, Any]]:
     """Templates with clients whose current period has no checklist yet.
 
     This is what cron runs on the 1st: a quarterly template is due on 1 January,
-    1 April..., a monthly one every month.
+    1 April..., a monthly one every month. With ``unsent``, also the templates whose
+    current period has open checklists whose link was never emailed (made with
+    --no-send), so that a run that sends emails them.
     """
     due = []
     for template in db.query(
@@ -81,7 +103,15 @@ def templates_due(db: Database, today: date) -> list[dict[str, Any]]:
             "SELECT 1 FROM checklists WHERE template_id = ? AND period = ? LIMIT 1",
             [template["id"], period],
         ).fetchone()
-        if not exists:
+        if not exists or (
+            unsent
+            and _never_emailed(
+                db,
+                template["id"],
+                period,
+                set(_target_clients(db, template["id"], None)),
+            )
+        ):
             due.append(template)
     return due
 
@@ -100,28 +130,86 @@ def generate(
 ) -> GenerateResult:
     """Create the missing checklists, and queue one link email per client.
 
-    Idempotent: a (client, template, period) that exists is left alone. Everything happens
-    in one write transaction, so the checklists and the messages announcing them are stored
-    together or not at all; sending is the outbox's job, after the commit.
+    Idempotent: a (client, template, period) that exists is left alone; but with ``send``
+    an open one whose link was never emailed (generated with ``send=False``) gets its
+    link email now, in the same message as the client's new checklists. Everything
+    happens in one write transaction, so the checklists and the messages announcing them
+    are stored together or not at all; sending is the outbox's job, after the commit.
+
+    ``client_ids`` narrows the run to those clients; each must be active and assigned
+    to one of the requested templates, else NotAssigned is raised and nothing is made.
     """
     result = GenerateResult()
     try:
         with write_transaction(db):
+            if client_ids is not None and requests:
+                _check_named_clients(db, requests, client_ids)
             for request in requests:
                 result.outcomes.append(
                     _generate_one(
-                        db, request, now, today, client_ids, dry_run, result, actor
+                        db,
+                        request,
+                        now,
+                        today,
+                        client_ids,
+                        dry_run,
+                        result,
+                        actor,
+                        send=send,
                     )
                 )
             if dry_run:
                 raise _RollBack
-            if send and result.created_by_client:
+            if send and (result.created_by_client or result.unsent_by_client):
                 result.messages_queued = _queue_links(
-                    db, result.created_by_client, now, default_language
+                    db,
+                    _merged(result.created_by_client, result.unsent_by_client),
+                    now,
+                    default_language,
                 )
     except _RollBack:
         pass
     return result
+
+
+def _merged(*groups: dict[int, list[int]]) -> dict[int, list[int]]:
+    merged: dict[int, list[int]] = {}
+    for group in groups:
+        for client_id, ids in group.items():
+            merged.setdefault(client_id, []).extend(ids)
+    return merged
+
+
+def _check_named_clients(
+    db: Database, requests: list[Request], client_ids: list[int]
+) -> None:
+    """Each named client must be active and assigned to one of the templates: naming a
+    client who would get nothing is a mistake to report, not to skip silently."""
+    template_ids = [request.template["id"] for request in requests]
+    problems = []
+    for name, status, assigned in db.execute(
+        "SELECT c.name, c.status, EXISTS (SELECT 1 FROM assignments a"
+        "  WHERE a.client_id = c.id AND a.template_id IN"
+        "  (SELECT value FROM json_each(?))) FROM clients c"
+        " WHERE c.id IN (SELECT value FROM json_each(?)) ORDER BY c.id",
+        [json.dumps(template_ids), json.dumps(sorted(set(client_ids)))],
+    ):
+        if status != "active":
+            problems.append(f"{name} is {status}")
+        elif not assigned:
+            problems.append(f"{name} is not assigned to {_either(requests)}")
+    if problems:
+        slug = requests[0].template["slug"] if len(requests) == 1 else "SLUG"
+        raise NotAssigned(
+            f"{'; '.join(problems)}: nothing was generated. Assign a template with "
+            f"`monthlydocs client assign CLIENT --template {slug}`, or leave that "
+            "client out"
+        )
+
+
+def _either(requests: list[Request]) -> str:
+    slugs = [request.template["slug"] for request in requests]
+    return slugs[0] if len(slugs) == 1 else "any of " + ", ".join(slugs)
 
 
 class _RollBack(Exception):
@@ -137,6 +225,8 @@ def _generate_one(
     dry_run: bool,
     result: GenerateResult,
     actor: str = "cli",
+    *,
+    send: bool = True,
 ) -> TemplateOutcome:
     template = request.template
     period = (
@@ -158,6 +248,12 @@ def _generate_one(
     new_clients = [cid for cid in targets if cid not in existing]
     outcome.already = len(targets) - len(new_clients)
     outcome.created = len(new_clients)
+    if send and outcome.already:
+        for checklist_id, client_id in _never_emailed(
+            db, template["id"], period, set(targets)
+        ):
+            result.unsent_by_client.setdefault(client_id, []).append(checklist_id)
+            outcome.unsent += 1
     if not new_clients:
         return outcome
     slot_rows = template_slots(db, template["id"])
@@ -218,6 +314,36 @@ def _generate_one(
     for row in checklist_rows:
         result.created_by_client.setdefault(row[1], []).append(row[0])
     return outcome
+
+
+def _never_emailed(
+    db: Database, template_id: int, period: str, clients: set[int]
+) -> list[tuple[int, int]]:
+    """(checklist id, client id) of the open checklists of a template and period, among
+    ``clients``, whose link was never sent and that no link message covers (one queued
+    or waiting for a retry is the outbox's to send; one refused for good is not sent
+    again)."""
+    rows = [
+        (checklist_id, client_id)
+        for checklist_id, client_id in db.execute(
+            "SELECT id, client_id FROM checklists WHERE template_id = ? AND period = ?"
+            " AND link_sent_at IS NULL AND completed_at IS NULL AND archived_at IS NULL"
+            " ORDER BY id",
+            [template_id, period],
+        )
+        if client_id in clients
+    ]
+    if not rows:
+        return []
+    covered = {
+        row[0]
+        for row in db.execute(
+            "SELECT DISTINCT j.value FROM messages m, json_each(m.checklist_ids) j"
+            " WHERE m.kind = 'link' AND m.client_id IN (SELECT value FROM json_each(?))",
+            [json.dumps(sorted({client_id for _, client_id in rows}))],
+        )
+    }
+    return [(cid, client_id) for cid, client_id in rows if cid not in covered]
 
 
 def _target_clients(
@@ -295,13 +421,35 @@ def items(db: Database, checklist_id: int) -> list[dict[str, Any]]:
     )
 
 
+def check_any_period(period: str, cadence: str | None = None) -> str:
+    """``period`` normalised for ``cadence``, or for whichever cadence it fits; raises
+    InvalidPeriod naming the forms when it fits none."""
+    if cadence is not None:
+        return check_period(period, cadence)
+    for each in CADENCES:
+        try:
+            return check_period(period, each)
+        except InvalidPeriod:
+            continue
+    raise InvalidPeriod(
+        f"Period {period!r} is not a period: write it like 2026-12, 2026-Q4, 2026 "
+        "or once"
+    )
+
+
 def find_for_client(
     db: Database,
     client_id: int,
     template_id: int | None = None,
     period: str | None = None,
 ) -> dict[str, Any]:
-    """The client's checklist for a template and period; the latest when not given."""
+    """The client's checklist for a template and period (the latest period if not given).
+
+    Without a template: the latest checklist of the client's only template; with several
+    templates, the only one of their latest checklists still open. When several are
+    open (or none is, and several templates have one), AmbiguousChecklist asks for the
+    template instead of picking one.
+    """
     sql = "SELECT * FROM checklists WHERE client_id = ?"
     params: list[Any] = [client_id]
     if template_id is not None:
@@ -309,24 +457,40 @@ def find_for_client(
         params.append(template_id)
     if period:
         sql += " AND period = ?"
-        params.append(period.strip().upper() if period != "once" else period)
-    rows = list(db.query(sql + " ORDER BY created_at DESC, id DESC", params))
+        params.append(check_any_period(period))
+    rows = list(db.query(sql + " ORDER BY period DESC, id DESC", params))
     if not rows:
         raise ChecklistNotFound(
             "This client has no checklist"
             + (" for that template/period" if template_id or period else "")
             + ": create one with `monthlydocs generate`"
         )
-    if template_id is None and len({r["template_id"] for r in rows}) > 1:
-        latest = rows[0]["period"]
-        same = [r for r in rows if r["period"] == latest]
-        if len(same) > 1:
-            raise MonthlydocsError(
-                "This client has several checklists for "
-                f"{latest} ({', '.join(r['template_name'] for r in same)}): "
-                "choose one with --template"
-            )
-    return rows[0]
+    latest: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        latest.setdefault(row["template_id"], row)
+    if len(latest) == 1:
+        return rows[0]
+    current = [
+        row
+        for row in latest.values()
+        if not row["completed_at"] and not row["archived_at"]
+    ]
+    if len(current) == 1:
+        return current[0]
+    slugs = dict(
+        db.execute(
+            "SELECT id, slug FROM templates WHERE id IN (SELECT value FROM json_each(?))",
+            [json.dumps(list(latest))],
+        ).fetchall()
+    )
+    listed = sorted(
+        f"{slugs.get(row['template_id'], row['template_name'])} {row['period']}"
+        for row in current or latest.values()
+    )
+    raise AmbiguousChecklist(
+        f"This client has several current checklists ({', '.join(listed)}): "
+        "choose one with --template"
+    )
 
 
 def refresh_completion(
@@ -414,7 +578,7 @@ def status(
     where, params = [], []
     if period:
         where.append("c.period = ?")
-        params.append(period.strip().upper() if period != "once" else period)
+        params.append(check_any_period(period))
     if template_id is not None:
         where.append("c.template_id = ?")
         params.append(template_id)
@@ -478,3 +642,20 @@ def links_by_id(db: Database, base_url: str) -> dict[int, str]:
         row[0]: links.link_for(base_url, row[1])
         for row in db.execute("SELECT id, token FROM checklists")
     }
+
+
+def waiting_links(
+    db: Database, now: datetime, exclude: Iterable[int] = ()
+) -> tuple[int, datetime | None]:
+    """Link emails that failed and wait for their next try after ``now`` (leaving out
+    the message ids in ``exclude``): how many, and the earliest moment one may be tried
+    again."""
+    from .outbox import MAX_ATTEMPTS
+
+    count, first = db.execute(
+        "SELECT count(*), min(next_attempt_at) FROM messages WHERE kind = 'link'"
+        " AND state = 'failed' AND attempts < ? AND next_attempt_at > ?"
+        " AND id NOT IN (SELECT value FROM json_each(?))",
+        [MAX_ATTEMPTS, iso(now), json.dumps(sorted(exclude))],
+    ).fetchone()
+    return count, parse_iso(first)

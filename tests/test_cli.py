@@ -130,6 +130,63 @@ def test_user_errors_are_one_line_without_traceback(cli, args, message):
     assert "Traceback" not in result.output + result.stderr
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["generate", "--template", "monthly", "--due", "tomorrow"],
+            "Error: Invalid value for --due: 'tomorrow' is not a date like 2026-12-10"
+            " (see `monthlydocs generate --help`)",
+        ),
+        (
+            ["generate", "--period", "2026-12"],
+            "Error: --period needs --template (see `monthlydocs generate --help`)",
+        ),
+        (
+            ["client", "assign", "--template", "vat"],
+            "Error: name at least one client, or use --all (client assign C... "
+            "--template SLUG) (see `monthlydocs client assign --help`)",
+        ),
+        (
+            ["client", "add", "X"],
+            "Error: Missing option '--email' / '-e'. (see `monthlydocs client add "
+            "--help`)",
+        ),
+        (["status", "--bogus"], "Error: No such option: --bogus"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(cli, args, message):
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == message or (
+        result.stderr.startswith(message)
+        and len(result.stderr.strip().splitlines()) == 1
+    ), result.stderr
+    assert "Usage:" not in result.output
+
+
+def test_config_given_a_folder_is_one_line(tmp_path, workspace):
+    result = run("--config", str(workspace.parent), "client", "list")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"Error: --config {workspace.parent} is a folder: give the file, e.g. "
+        f"--config {workspace} (see `monthlydocs --help`)"
+    ]
+    unknown = run("--bogus", "client", "list")
+    assert unknown.exit_code == 2
+    assert len(unknown.stderr.strip().splitlines()) == 1
+    assert unknown.stderr.startswith("Error: No such option: --bogus")
+
+
+def test_verbose_shows_the_usage_block_and_a_bare_group_its_help(cli):
+    verbose = cli("--verbose", "generate", "--period", "2026-12")
+    assert verbose.exit_code == 2
+    assert "Usage: monthlydocs generate" in verbose.stderr
+    assert "Error: --period needs --template" in verbose.stderr
+    bare = cli("client")
+    assert "Commands:" in bare.output and "assign" in bare.output
+
+
 def test_verbose_shows_the_traceback(cli):
     from typer.testing import CliRunner as Runner
 

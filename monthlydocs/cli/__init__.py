@@ -17,11 +17,21 @@ from ..errors import MonthlydocsError
 from ._context import Context
 
 # Typer's own exits and usage errors (it vendors click, so name them through typer).
+_USAGE_ERROR = typer.BadParameter.__mro__[1]
 _PASS_THROUGH = (typer.Exit, typer.Abort, typer.BadParameter.__mro__[2])
 
 
 class _Group(TyperGroup):
-    """Turns the core's errors into one line on stderr and a non-zero exit code."""
+    """Turns the core's errors and mistakes in options into one line on stderr and a
+    non-zero exit code (1 for errors, 2 for usage, as click does)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        # Options of the program itself (--config DIR, an unknown option) are parsed
+        # here, before invoke.
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except _USAGE_ERROR as exc:
+            _usage(exc, verbose=bool({"--verbose", "-v"} & set(args)))
 
     def invoke(self, ctx):
         try:
@@ -31,6 +41,9 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
             raise typer.Exit(130) from None
+        except _USAGE_ERROR as exc:
+            obj = ctx.find_root().obj
+            _usage(exc, verbose=isinstance(obj, Context) and obj.verbose)
         except _PASS_THROUGH:
             raise
         except Exception as exc:
@@ -40,6 +53,20 @@ class _Group(TyperGroup):
                 f"unexpected {type(exc).__name__}: {exc} "
                 "(run with --verbose for details)",
             )
+
+
+def _usage(exc, verbose: bool) -> None:
+    """A usage error as one line (click's usage block too under --verbose); exit 2."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a group without command: its help
+        raise exc
+    if verbose:
+        exc.show()
+        raise typer.Exit(exc.exit_code) from None
+    hint = ""
+    if exc.ctx is not None:
+        hint = f" (see `{exc.ctx.command_path} --help`)"
+    typer.echo(f"Error: {exc.format_message()}{hint}", err=True)
+    raise typer.Exit(exc.exit_code) from None
 
 
 def _fail(ctx, message: str) -> None:
@@ -70,12 +97,16 @@ def _root(
         "-c",
         envvar="MONTHLYDOCS_CONFIG",
         help="Workspace configuration file (default: ./monthlydocs.toml).",
-        dir_okay=False,
     ),
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="Show details, including tracebacks on errors."
     ),
 ) -> None:
+    if config is not None and config.is_dir():
+        raise _USAGE_ERROR(
+            f"--config {config} is a folder: give the file, e.g. --config "
+            f"{config / 'monthlydocs.toml'}"
+        )
     ctx.obj = Context(config, verbose)
 
 

@@ -247,15 +247,18 @@ def assign_(
     from ..templates import get_template
     from ._output import say
 
+    if not all_ and not clients:
+        # A usage error (one line, exit code 2): like a missing argument.
+        raise typer.BadParameter.__mro__[1](
+            "name at least one client, or use --all (client assign C... --template SLUG)"
+        )
     obj = _obj(ctx)
     db = obj.db
     row = get_template(db, template)
     if all_:
         ids = [c["id"] for c in list_clients(db, status="active")]
-    elif clients:
-        ids = [obj.client(ref)["id"] for ref in clients]
     else:
-        raise typer.BadParameter("name at least one client, or use --all")
+        ids = [obj.client(ref)["id"] for ref in clients]
     if remove:
         count = unassign(db, ids, row["id"], obj.now())
         say(f"Unassigned {row['slug']} from {count} clients")

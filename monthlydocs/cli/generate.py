@@ -18,13 +18,20 @@ def _obj(ctx: typer.Context):
     return ctx.find_root().obj
 
 
-def _parse_day(value: str | None) -> date | None:
+def _parse_day(value: str | None, option: str = "--due") -> date | None:
     if not value:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date like 2026-12-10") from None
+        raise typer.BadParameter(
+            f"{value!r} is not a date like 2026-12-10", param_hint=option
+        ) from None
+
+
+def _usage_error(message: str):
+    """A mistake in the options: shown as one line, exit code 2 (see cli._Group)."""
+    return typer.BadParameter.__mro__[1](message)
 
 
 def generate(
@@ -51,7 +58,7 @@ def generate(
     """Create this period's checklists and email each client their portal link.
 
     Running it twice creates nothing new and sends nothing twice; links that could not
-    be sent earlier are retried.
+    be sent earlier are retried, and links of checklists made with --no-send are sent.
 
     Example: monthlydocs generate --template vat --period 2026-Q4
     """
@@ -60,14 +67,14 @@ def generate(
     from ._output import say, table
 
     obj = _obj(ctx)
-    db, now, today = obj.db, obj.now(), obj.today()
     due_on = _parse_day(due)
     if period and not template:
-        raise typer.BadParameter("--period needs --template")
+        raise _usage_error("--period needs --template")
+    db, now, today = obj.db, obj.now(), obj.today()
     templates = (
         [get_template(db, template)]
         if template
-        else checklists.templates_due(db, today)
+        else checklists.templates_due(db, today, unsent=not no_send)
     )
     client_ids = [obj.client(ref)["id"] for ref in client] if client else None
     requests = [checklists.Request(t, period, due_on) for t in templates]
@@ -95,23 +102,68 @@ def generate(
         rows,
         justify={"Created": "right", "Already there": "right"},
     )
-    if not result.created and not template:
+    if not result.created and not result.unsent and not template:
         say(
             "Nothing to generate: every template in use already has checklists for "
             "its current period."
         )
+    if result.unsent and not no_send:
+        say(
+            f"Checklists made earlier without email (--no-send): {result.unsent}, "
+            + ("their links would be emailed" if dry_run else "their links go out now")
+        )
     if report is not None:
-        say(f"Emails sent: {report.sent}, failed: {report.failed}")
-        for _id, recipient, error in report.errors[:10]:
+        _report_delivery(obj, report, now)
+
+
+def _report_delivery(obj, report, now) -> None:
+    """One line on stdout; when links are not all out, one line on stderr and exit 2
+    (the per-recipient errors only under --verbose)."""
+    from .. import checklists
+    from ._output import say
+
+    # Those that failed in this run are counted as failed, not as waiting.
+    waiting, first_retry = checklists.waiting_links(
+        obj.db, now, exclude=[message_id for message_id, _to, _error in report.errors]
+    )
+    say(
+        f"Emails sent: {report.sent}, failed: {report.failed}"
+        + (f", waiting for a retry: {waiting}" if waiting else "")
+    )
+    if obj.verbose:
+        for _id, recipient, error in report.errors:
             typer.echo(f"  {recipient}: {error}", err=True)
-        if report.failed:
-            typer.echo(
-                f"Error: {report.failed} emails could not be sent (first: "
-                f"{report.errors[0][2]}); the checklists exist and the next "
-                "`monthlydocs generate` or `remind` will retry.",
-                err=True,
-            )
-            raise typer.Exit(2)
+    if report.failed:
+        _id, recipient, error = report.errors[0]
+        typer.echo(
+            f"Error: {report.failed} {_emails(report.failed)} could not be sent "
+            f"(first: {recipient}: {error}); the checklists exist and the next "
+            "`monthlydocs generate` or `remind` will retry.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if waiting:
+        typer.echo(
+            f"Error: {waiting} link {_emails(waiting)} waiting to be retried after "
+            f"{_local_time(first_retry, now, obj)}; `monthlydocs status` shows the last "
+            "error, and `monthlydocs generate` or `remind` retries them then.",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+def _emails(count: int) -> str:
+    return "email" if count == 1 else "emails"
+
+
+def _local_time(moment, now, obj) -> str:
+    """HH:MM in the firm's time zone, with the date when it is not today."""
+    from zoneinfo import ZoneInfo
+
+    local = moment.astimezone(ZoneInfo(obj.settings.firm.timezone))
+    if local.date() == now.astimezone(local.tzinfo).date():
+        return local.strftime("%H:%M")
+    return local.strftime("%Y-%m-%d %H:%M")
 
 
 def _deliver(db, settings, now):
@@ -141,15 +193,17 @@ def link(
 ) -> None:
     """Print a client's portal link, and nothing else (for scripts).
 
+    Without --template: the checklist of the client's only current one; with several
+    open (monthly and vat, say), name the template.
+
     Example: monthlydocs link dupont --template monthly --whatsapp
     """
     from .. import checklists, links
-    from ..templates import get_template
 
     obj = _obj(ctx)
     db = obj.db
+    template_id, period = _template_and_period(db, template, period)
     row = obj.client(client)
-    template_id = get_template(db, template)["id"] if template else None
     checklist = checklists.find_for_client(db, row["id"], template_id, period)
     token = checklist["token"]
     if rotate:
@@ -171,12 +225,11 @@ def status(
     Example: monthlydocs status --period 2026-12
     """
     from .. import checklists, outbox, reminders
-    from ..templates import get_template
     from ._output import print_json, say, table
 
     obj = _obj(ctx)
     db = obj.db
-    template_id = get_template(db, template)["id"] if template else None
+    template_id, period = _template_and_period(db, template, period)
     counts, rows = checklists.status(
         db, obj.today(), period=period, template_id=template_id
     )
@@ -256,6 +309,18 @@ def status(
                 for m in failed
             ],
         )
+
+
+def _template_and_period(db, slug: str | None, period: str | None):
+    """The template's id (None without --template) and the period checked against its
+    cadence, or against every form without a template."""
+    from ..checklists import check_any_period
+    from ..templates import get_template
+
+    row = get_template(db, slug) if slug else None
+    if period:
+        period = check_any_period(period, row["cadence"] if row else None)
+    return (row["id"] if row else None), period
 
 
 def _day(stamp: str | None) -> str:
