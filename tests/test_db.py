@@ -45,13 +45,18 @@ def test_a_database_made_by_the_first_schema_upgrades_without_loss(tmp_path):
             "clients",
             "templates",
             "template_slots",
+            "assignments",
             "checklists",
             "checklist_items",
+            "documents",
             "events",
             "messages",
         )
     }
     raw.close()
+    # Every table holds rows, so that the comparison below can catch a loss.
+    assert all(before.values()), [t for t, rows in before.items() if not rows]
+    assert len(before["assignments"]) == 2 and len(before["documents"]) == 1
 
     db = open_db(copy)
 
@@ -70,6 +75,30 @@ def test_a_database_made_by_the_first_schema_upgrades_without_loss(tmp_path):
     assert db.execute("SELECT name FROM clients ORDER BY id").fetchall()[0][0] == (
         "Boulangerie Dupont"
     )
+
+
+def test_the_fixture_is_a_database_of_the_first_schema_only(tmp_path):
+    """Rows may be added to the fixture, never a later migration's schema."""
+    fresh = open_db(tmp_path / "first.db", migrate=False)
+    names = [m.name for m in migrations._migrations]
+    migrations.apply(fresh, stop_before=names[1])
+    fixture = sqlite3.connect(FIRST_SCHEMA)
+
+    def schema(conn):
+        return sorted(
+            conn.execute(
+                "SELECT type, name, sql FROM sqlite_master"
+                " WHERE name NOT LIKE '%migrations%'"
+            ).fetchall()
+        )
+
+    assert [
+        row[0]
+        for row in fixture.execute("SELECT name FROM _sqlite_migrations ORDER BY id")
+    ] == [names[0]]
+    assert schema(fixture) == schema(fresh.conn)
+    assert fixture.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert fixture.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
 def test_foreign_keys_cascade_from_clients(tmp_path):
