@@ -97,7 +97,7 @@ def generate_job(
     from . import checklists, outbox
 
     today = local_date(now, settings.firm.timezone)
-    templates = checklists.templates_due(db, today)
+    templates = checklists.templates_due(db, today, unsent=True)
     result = checklists.generate(
         db,
         [checklists.Request(template) for template in templates],

@@ -567,3 +567,19 @@ def test_email_test_reports_each_step(cli, smtp_server):
     failed = cli("email-test", "me@example.com")
     assert failed.exit_code == 1
     assert failed.stderr.startswith("Error: Test message not sent: Cannot reach SMTP")
+
+
+def test_the_daemons_daily_generate_also_emails_links_made_with_no_send(db, settings):
+    from monthlydocs.daemon import generate_job
+
+    seed(db, languages=["en", "fr"])
+    monthly = templates.get_template(db, "monthly")
+    checklists.generate(db, [checklists.Request(monthly)], NOW, NOW.date(), send=False)
+
+    line = generate_job(db, settings, NOW, should_stop=lambda: False)
+
+    assert "0 checklists created for 1 templates, 2 sent, 0 failed" in line
+    assert len(list(settings.outbox_dir.glob("*.eml"))) == 2
+    assert generate_job(db, settings, NOW, should_stop=lambda: False).startswith(
+        "generate: 0 checklists created for 0 templates, 0 sent"
+    )
