@@ -11,7 +11,6 @@ Memory: the same run in a process of its own for N/10 and N checklists, peak RSS
 
 from __future__ import annotations
 
-import email.policy as email_policy
 import smtplib
 import socket
 import subprocess
@@ -136,8 +135,7 @@ def _one_message(workspace: Workspace) -> bytes:
     try:
         reminders.queue(db, workspace.settings, AS_OF)
         message = claim(db, due_ids(db, AS_OF, "email")[0], AS_OF)
-        email = build_for_channel(db, workspace.settings, message)
-        return email.as_bytes(policy=email_policy.compat32.clone(linesep="\r\n"))
+        return build_for_channel(db, workspace.settings, message).data
     finally:
         db.close()
 

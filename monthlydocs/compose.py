@@ -31,7 +31,7 @@ def open_backend(settings: Settings, channel: str):
 
 
 def build_for_channel(db: Database, settings: Settings, message: dict[str, Any]):
-    """An EmailMessage for email, an Sms for SMS; PermanentDeliveryError if pointless."""
+    """An OutgoingEmail for email, an Sms for SMS; PermanentDeliveryError if pointless."""
     kind, language = message["kind"], message["language"]
     context = _context(db, settings, message)
     if message["channel"] == "sms":
