@@ -338,6 +338,69 @@ def _dashboard(db: Database) -> None:
         """,
     )
 
+
+@migrations(name="0006_message_rules")
+def _message_rules(db: Database) -> None:
+    # Messages get a final state 'dropped' (not sent on purpose: the checklists were
+    # completed or the client paused or archived before it left, the reason kept in
+    # drop_reason), 'manual' (a reminder the firm asked for: sent whatever the hour) and
+    # 'not_before' (a reminder held back until the send hours open again). A CHECK
+    # constraint cannot be altered, so the table is rebuilt with the same ids. Dropping
+    # the old table sets reminder_steps.message_id to NULL (its foreign key action):
+    # the links are kept aside and put back.
+    _run_statements(
+        db,
+        """
+        CREATE TEMP TABLE step_messages AS
+            SELECT checklist_id, step, message_id FROM reminder_steps
+            WHERE message_id IS NOT NULL;
+        CREATE TABLE messages_rebuilt (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL CHECK (channel IN ('email', 'sms', 'whatsapp')),
+            client_id INTEGER REFERENCES clients (id) ON DELETE CASCADE,
+            recipient TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            language TEXT NOT NULL,
+            checklist_ids TEXT NOT NULL DEFAULT '[]',
+            dedupe_key TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'dropped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            claimed_at TEXT,
+            sent_at TEXT,
+            message_id TEXT,
+            claimed_by TEXT,
+            manual INTEGER NOT NULL DEFAULT 0,
+            not_before TEXT,
+            drop_reason TEXT
+        );
+        INSERT INTO messages_rebuilt (id, channel, client_id, recipient, kind, language,
+            checklist_ids, dedupe_key, state, attempts, last_error, created_at,
+            next_attempt_at, claimed_at, sent_at, message_id, claimed_by, manual)
+            SELECT m.id, m.channel, m.client_id, m.recipient, m.kind, m.language,
+                m.checklist_ids, m.dedupe_key, m.state, m.attempts, m.last_error,
+                m.created_at, m.next_attempt_at, m.claimed_at, m.sent_at, m.message_id,
+                m.claimed_by, EXISTS (SELECT 1 FROM reminder_steps r
+                    WHERE r.message_id = m.id AND r.outcome = 'manual')
+            FROM messages m;
+        DROP TABLE messages;
+        ALTER TABLE messages_rebuilt RENAME TO messages;
+        CREATE INDEX messages_due ON messages (state, next_attempt_at);
+        CREATE INDEX messages_client_kind ON messages (client_id, kind, created_at);
+        UPDATE reminder_steps SET message_id = (SELECT s.message_id FROM step_messages s
+            WHERE s.checklist_id = reminder_steps.checklist_id
+            AND s.step = reminder_steps.step)
+            WHERE message_id IS NULL AND EXISTS (SELECT 1 FROM step_messages s
+            WHERE s.checklist_id = reminder_steps.checklist_id
+            AND s.step = reminder_steps.step);
+        DROP TABLE step_messages;
+        """,
+    )
+
+
 def _run_statements(db: Database, script: str) -> None:
     # executescript() would COMMIT first and break the migration's transaction.
     for statement in script.split(";\n"):

@@ -47,6 +47,7 @@ class Event(StrEnum):
     REMINDERS_RESUMED = "client:reminders_resumed"
     MESSAGE_SENT = "message:sent"
     MESSAGE_FAILED = "message:failed"
+    MESSAGE_DROPPED = "message:dropped"  # not sent on purpose (complete, paused, ...)
     WEBHOOK_ADDED = "webhook:added"  # internal: never published to webhooks themselves
     WEBHOOK_REMOVED = "webhook:removed"
 

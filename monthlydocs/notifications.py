@@ -17,7 +17,7 @@ from .config import Settings, parse_clock
 from .db import write_transaction
 from .timeutil import iso
 
-UPLOAD_WINDOW = timedelta(minutes=15)
+UPLOAD_WINDOW = timedelta(minutes=15)  # the least time between two upload emails
 LOOK_BACK = timedelta(days=7)
 
 
@@ -71,44 +71,62 @@ def _completed(db: Database, now: datetime, address: str, language: str) -> list
     ]
 
 
-def upload_window(moment: datetime) -> tuple[datetime, datetime]:
-    """The fixed 15-minute window an upload falls in (so batches never overlap)."""
-    seconds = int(UPLOAD_WINDOW.total_seconds())
-    start = datetime.fromtimestamp(
-        moment.timestamp() // seconds * seconds, moment.tzinfo
-    )
-    return start, start + UPLOAD_WINDOW
+def upload_batch(dedupe_key: str) -> tuple[str, str]:
+    """(since, until) of the uploads an upload notification covers, from its key:
+    ``notify:uploaded:<client>:<since>/<until>`` (an older key held the start of a
+    fixed 15-minute window)."""
+    from .timeutil import parse_iso
+
+    covered = dedupe_key.split(":", 3)[3]
+    since, _, until = covered.partition("/")
+    return since, until or iso(parse_iso(since) + UPLOAD_WINDOW)
 
 
 def _uploaded(db: Database, now: datetime, address: str, language: str) -> list[tuple]:
-    """One notification per client per closed 15-minute window with uploads in it."""
+    """At most one notification per client per 15 minutes: a batch covers every upload
+    since the previous notification, and is sent once its first upload is 15 minutes
+    old, so a client sending files one after the other gets them in one email, and two
+    emails about one client are always 15 minutes apart or more."""
     from .timeutil import parse_iso
 
     stamp = iso(now)
-    batches: dict[tuple[int, str], set[int]] = {}
+    covered: dict[int, str] = {}  # client -> where its last notification stopped
+    for client_id, key in db.execute(
+        "SELECT client_id, dedupe_key FROM messages WHERE kind = 'notify_uploaded'"
+        " AND created_at >= ? ORDER BY created_at, id",
+        [iso(now - LOOK_BACK - UPLOAD_WINDOW)],
+    ):
+        covered[client_id] = max(covered.get(client_id, ""), upload_batch(key)[1])
+    batches: dict[int, tuple[str, set[int]]] = {}  # client -> (first upload, lists)
     for client_id, checklist_id, uploaded_at in db.execute(
         "SELECT c.client_id, c.id, d.uploaded_at FROM documents d"
         " JOIN checklist_items i ON i.id = d.item_id"
-        " JOIN checklists c ON c.id = i.checklist_id WHERE d.uploaded_at >= ?",
-        [iso(now - LOOK_BACK)],
+        " JOIN checklists c ON c.id = i.checklist_id"
+        " WHERE d.uploaded_at >= ? AND d.uploaded_at < ? ORDER BY d.uploaded_at",
+        [iso(now - LOOK_BACK), stamp],
     ):
-        start, end = upload_window(parse_iso(uploaded_at))
-        if end > now:
-            continue  # the window is still open: more files may come
-        batches.setdefault((client_id, iso(start)), set()).add(checklist_id)
-    return [
-        (
-            client_id,
-            address,
-            "notify_uploaded",
-            language,
-            json.dumps(sorted(ids)),
-            f"notify:uploaded:{client_id}:{start}",
-            stamp,
-            stamp,
+        if uploaded_at < covered.get(client_id, ""):
+            continue  # told already
+        first, ids = batches.setdefault(client_id, (uploaded_at, set()))
+        ids.add(checklist_id)
+    rows = []
+    for client_id, (first, ids) in batches.items():
+        if parse_iso(first) + UPLOAD_WINDOW > now:
+            continue  # the batch is still open: more files may come
+        since = covered.get(client_id) or first
+        rows.append(
+            (
+                client_id,
+                address,
+                "notify_uploaded",
+                language,
+                json.dumps(sorted(ids)),
+                f"notify:uploaded:{client_id}:{since}/{stamp}",
+                stamp,
+                stamp,
+            )
         )
-        for (client_id, start), ids in batches.items()
-    ]
+    return rows
 
 
 def _digest(

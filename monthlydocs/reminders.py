@@ -14,7 +14,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,7 +24,7 @@ from .config import Settings, parse_send_hours
 from .db import write_transaction
 from .events import Event, record
 from .i18n import pick_language
-from .timeutil import iso, parse_iso
+from .timeutil import iso, parse_iso, utcnow
 
 # Reasons a checklist or client gets no reminder now, shown by `remind --dry-run`.
 COMPLETE = "complete"
@@ -113,6 +113,28 @@ def client_hold(
     if last_reminder_at is not None and local_now - last_reminder_at < min_gap:
         return TOO_SOON.format(hours=int(min_gap.total_seconds() // 3600))
     return None
+
+
+def next_send_time(
+    local_now: datetime, *, send_hours: tuple[int, int], weekdays_only: bool
+) -> datetime | None:
+    """None when a reminder may go at ``local_now`` (an aware local time); otherwise
+    the first moment it may: the opening of the send hours, today or on the next day
+    allowed (Monday to Friday with ``weekdays_only``)."""
+    start, end = send_hours
+    minute = local_now.hour * 60 + local_now.minute
+
+    def open_on(day: date) -> bool:
+        return not weekdays_only or day.weekday() < 5
+
+    day = local_now.date()
+    if start <= minute < end and open_on(day):
+        return None
+    if minute >= start:
+        day += timedelta(days=1)
+    while not open_on(day):
+        day += timedelta(days=1)
+    return datetime.combine(day, time(start // 60, start % 60), tzinfo=local_now.tzinfo)
 
 
 # -- planning a run -----------------------------------------------------------------------
@@ -272,6 +294,8 @@ def _queue_client(
     result: QueueResult,
     outcome: str = "sent",
 ) -> None:
+    """Record the plan's steps and queue its message (``outcome`` "manual": asked for
+    by the firm, sent whatever the hour)."""
     client = client_plan.client
     stamp = iso(now)
     won = []
@@ -297,6 +321,9 @@ def _queue_client(
             ).rowcount
     if not won:
         return
+    from .outbox import supersede
+
+    supersede(db, client["id"], now)
     ids = sorted(d.checklist_id for d in won)
     language = pick_language(client["language"], settings.firm.default_language)
     key = ",".join(
@@ -308,8 +335,8 @@ def _queue_client(
     for channel, recipient in channels:
         message_id = db.execute(
             "INSERT INTO messages (channel, client_id, recipient, kind, language,"
-            " checklist_ids, dedupe_key, created_at, next_attempt_at)"
-            " VALUES (?, ?, ?, 'reminder', ?, ?, ?, ?, ?)",
+            " checklist_ids, dedupe_key, created_at, next_attempt_at, manual)"
+            " VALUES (?, ?, ?, 'reminder', ?, ?, ?, ?, ?, ?)",
             [
                 channel,
                 client["id"],
@@ -319,6 +346,7 @@ def _queue_client(
                 f"reminder:{channel}:{key}",
                 stamp,
                 stamp,
+                int(outcome == "manual"),
             ],
         ).lastrowid
         if channel == "email":
@@ -353,22 +381,35 @@ def queue_manual(
     checklist_ids: list[int],
 ) -> int:
     """A reminder the firm asks for now: the next step of each checklist, whatever the
-    hour or the last reminder. Returns how many checklists it covers."""
+    hour or the last reminder. It counts in the sequence: never past the last step, the
+    last one says so and flags the checklist to call, and an SMS goes with it when that
+    step's day is in ``sms_days``. Returns how many checklists it covers (0 when every
+    step has been sent already)."""
     decisions = []
     with write_transaction(db):
-        for checklist_id in checklist_ids:
-            done = {
-                row[0]
-                for row in db.execute(
-                    "SELECT step FROM reminder_steps WHERE checklist_id = ?",
-                    [checklist_id],
-                )
-            }
+        for checklist_id, (days, done) in _sequences(db, settings, checklist_ids):
+            count = max(len(days), 1)  # with no automatic steps, one manual reminder
             step = max(done, default=0) + 1
+            if step > count:
+                continue  # the sequence is over: the checklist is on the list to call
             decisions.append(
-                Decision(checklist_id, client["id"], step, reason="manual")
+                Decision(
+                    checklist_id,
+                    client["id"],
+                    step,
+                    reason="manual",
+                    last=step == count,
+                    day=days[step - 1] if step <= len(days) else None,
+                )
             )
-        sms = settings.sms.backend != "none" and bool(client["phone"])
+        if not decisions:
+            return 0
+        sms_days = set(settings.reminders.sms_days)
+        sms = (
+            settings.sms.backend != "none"
+            and bool(client["phone"])
+            and any(d.day in sms_days for d in decisions)
+        )
         result = QueueResult(Plan())
         _queue_client(
             db,
@@ -379,6 +420,25 @@ def queue_manual(
             outcome="manual",
         )
     return result.steps
+
+
+def _sequences(
+    db: Database, settings: Settings, checklist_ids: list[int]
+) -> list[tuple[int, tuple[tuple[int, ...], set[int]]]]:
+    """Each checklist's reminder days and the steps already recorded."""
+    default = tuple(settings.reminders.days)
+    found = []
+    for checklist_id, own_days, recorded in db.execute(
+        "SELECT c.id, t.reminder_days, (SELECT group_concat(step) FROM reminder_steps r"
+        " WHERE r.checklist_id = c.id) FROM checklists c"
+        " JOIN templates t ON t.id = c.template_id"
+        " WHERE c.id IN (SELECT value FROM json_each(?)) ORDER BY c.id",
+        [json.dumps(checklist_ids)],
+    ):
+        days = tuple(json.loads(own_days)) if own_days else default
+        done = {int(step) for step in recorded.split(",")} if recorded else set()
+        found.append((checklist_id, (days, done)))
+    return found
 
 
 # -- the whole run ---------------------------------------------------------------------------
@@ -399,15 +459,24 @@ def run(
     client_id: int | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_message: Callable[[dict[str, Any], str | None], None] | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> RunReport:
     """What `remind` and the daemon do: queue due reminders and notifications, then send
-    everything due (including retries of earlier failures)."""
+    everything due (including retries of earlier failures), only ``client_id``'s when
+    given. ``now`` is the moment the rules apply at; ``clock`` the wall clock."""
     from . import notifications, outbox, webhooks
 
     queued = queue(db, settings, now, client_id)
+    outbox.fault_point("queued")
     notified = 0 if client_id else notifications.queue_due(db, settings, now)
     delivery = outbox.deliver_all(
-        db, settings, now, should_stop=should_stop, on_message=on_message
+        db,
+        settings,
+        now,
+        should_stop=should_stop,
+        on_message=on_message,
+        client_id=client_id,
+        clock=clock,
     )
     webhooks.deliver_quietly(db, now, should_stop=should_stop)
     return RunReport(queued, notified, delivery)

@@ -7,7 +7,7 @@ import email.policy
 import os
 import socket
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -169,9 +169,37 @@ def free_port() -> int:
     return _free_port()
 
 
+class PinnedClock:
+    """A clock that stands still until moved, for the core (call it) and for the CLI
+    and its subprocesses (through ``MONTHLYDOCS_NOW``)."""
+
+    def __init__(self, monkeypatch, now: datetime):
+        self.monkeypatch = monkeypatch
+        self.set(now)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment
+        self.monkeypatch.setenv("MONTHLYDOCS_NOW", moment.isoformat())
+
+    def advance(self, **delta) -> None:
+        self.set(self.now + timedelta(**delta))
+
+
+@pytest.fixture
+def clock(monkeypatch) -> PinnedClock:
+    """Every command's clock pinned at NOW (1 December 2026, 10:00 in Paris)."""
+    return PinnedClock(monkeypatch, NOW)
+
+
 def eml_text(path: Path) -> str:
     """Subject, text part and HTML part of an .eml file, decoded, for assertions."""
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-    parts = [message["Subject"], message.get_body("plain").get_content(),
-             message.get_body("html").get_content()]
+    parts = [
+        message["Subject"],
+        message.get_body("plain").get_content(),
+        message.get_body("html").get_content(),
+    ]
     return "\n".join(parts)

@@ -80,16 +80,33 @@ def test_uploads_are_batched_per_fifteen_minutes(firm):
     start = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
     add_document(db, start + timedelta(minutes=1), "a.pdf")
     add_document(db, start + timedelta(minutes=9), "b.pdf")
-    # The window is still open: nothing yet.
+    # The batch is still open (its first file came 9 minutes ago): nothing yet.
     assert notifications.queue_due(db, settings, start + timedelta(minutes=10)) == 0
     assert notifications.queue_due(db, settings, start + timedelta(minutes=16)) == 1
     add_document(db, start + timedelta(minutes=20), "c.pdf")
-    assert notifications.queue_due(db, settings, start + timedelta(minutes=31)) == 1
+    assert notifications.queue_due(db, settings, start + timedelta(minutes=31)) == 0
+    assert notifications.queue_due(db, settings, start + timedelta(minutes=35)) == 1
     assert kinds(db) == ["notify_uploaded", "notify_uploaded"]
-    outbox.deliver_email(db, settings, start + timedelta(minutes=31))
+    outbox.deliver_email(db, settings, start + timedelta(minutes=35))
     texts = sorted(eml_text(p) for p in settings.outbox_dir.glob("*.eml"))
     both = [t for t in texts if "a.pdf" in t]
     assert len(both) == 1 and "b.pdf" in both[0] and "c.pdf" not in both[0]
+    assert sum("c.pdf" in t for t in texts) == 1
+
+
+def test_uploads_either_side_of_a_quarter_hour_make_one_email(firm):
+    """A late run sees files sent at 05:14 and 05:16: one email about both, not two
+    (fixed quarter-hour windows made two, at the same moment)."""
+    settings, db = firm
+    start = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
+    add_document(db, start + timedelta(minutes=14), "a.pdf")
+    add_document(db, start + timedelta(minutes=16), "b.pdf")
+    assert notifications.queue_due(db, settings, start + timedelta(minutes=31)) == 1
+    assert notifications.queue_due(db, settings, start + timedelta(minutes=50)) == 0
+    outbox.deliver_email(db, settings, start + timedelta(minutes=50))
+    [eml] = settings.outbox_dir.glob("*.eml")
+    text = eml_text(eml)
+    assert "a.pdf" in text and "b.pdf" in text
 
 
 def test_digest_once_a_day_after_its_hour(firm):

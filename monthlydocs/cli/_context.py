@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+NOW_VARIABLE = "MONTHLYDOCS_NOW"
+
 
 class Context:
     def __init__(self, config: Path | None, verbose: bool):
@@ -26,9 +28,25 @@ class Context:
         return open_db(path)
 
     def now(self):
+        """The wall clock, or the moment in ``MONTHLYDOCS_NOW`` (for tests: pins the
+        clock of every command; without an offset it is the firm's local time)."""
+        import os
+
         from ..timeutil import utcnow
 
-        return utcnow()
+        pinned = os.environ.get(NOW_VARIABLE)
+        if not pinned:
+            return utcnow()
+        from ..errors import ConfigError
+        from ..timeutil import parse_moment
+
+        try:
+            return parse_moment(pinned, self.settings.firm.timezone)
+        except ValueError:
+            raise ConfigError(
+                f"{NOW_VARIABLE}={pinned!r} is not a date and time like "
+                "2026-12-06T10:00"
+            ) from None
 
     def today(self):
         from ..timeutil import local_date

@@ -55,7 +55,7 @@ def remind(
     now = _as_of(obj, as_of)
     client_id = obj.client(client)["id"] if client else None
     if dry_run:
-        _show_plan(reminders.plan(db, settings, now, client_id), db, now)
+        _show_plan(reminders.plan(db, settings, now, client_id), db, now, client_id)
         return
     report = reminders.run(db, settings, now, client_id=client_id)
     queued, delivery = report.queued, report.delivery
@@ -63,20 +63,45 @@ def remind(
         f"Reminded {queued.reminded} clients ({queued.steps} steps, {queued.skipped} "
         f"missed steps skipped, {queued.escalated} now to call, {queued.sms} SMS); "
         f"{report.notifications} notifications; sent {delivery.sent}, failed "
-        f"{delivery.failed}."
+        f"{delivery.failed}{_held_back(delivery)}."
     )
-    if delivery.failed:
-        for _id, recipient, error in delivery.errors[:10]:
+    _fail_on_errors(obj, delivery, "they will be retried by the next run")
+
+
+def _held_back(delivery) -> str:
+    text = ""
+    if delivery.dropped:
+        text += f", dropped {delivery.dropped} (complete, paused or archived)"
+    if delivery.deferred:
+        text += f", {delivery.deferred} held until the send hours"
+    return text
+
+
+def _fail_on_errors(obj, delivery, retry: str) -> None:
+    """One error line on stderr and exit 2 when something was not sent (each failure
+    listed before it with --verbose)."""
+    if not delivery.failed:
+        return
+    if obj.verbose:
+        for _id, recipient, error in delivery.errors:
             typer.echo(f"  {recipient}: {error}", err=True)
+    if delivery.unreachable:
+        channel, error = next(iter(delivery.unreachable.items()))
         typer.echo(
-            f"Error: {delivery.failed} messages could not be sent (first: "
-            f"{delivery.errors[0][2]}); they will be retried by the next run.",
+            f"Error: {error}; sending by {channel} stopped there, {delivery.left} "
+            "messages wait for the next run.",
             err=True,
         )
-        raise typer.Exit(2)
+    else:
+        typer.echo(
+            f"Error: {delivery.failed} messages could not be sent (first: "
+            f"{delivery.errors[0][1]}: {delivery.errors[0][2]}); {retry}.",
+            err=True,
+        )
+    raise typer.Exit(2)
 
 
-def _show_plan(plan, db, now) -> None:
+def _show_plan(plan, db, now, client_id) -> None:
     from .. import outbox
     from ..checklists import labels
     from ._output import say, table
@@ -106,7 +131,10 @@ def _show_plan(plan, db, now) -> None:
             ["Client", "Why"],
             [(client["name"], why) for client, why in plan.held],
         )
-    retries = sum(len(outbox.due_ids(db, now, channel)) for channel in outbox.CHANNELS)
+    retries = sum(
+        len(outbox.due_ids(db, now, channel, client_id=client_id))
+        for channel in outbox.CHANNELS
+    )
     say(
         f"{len(plan.clients)} clients would be reminded; {retries} queued or failed "
         "messages would be (re)sent."
@@ -120,7 +148,7 @@ def send(
     period: str = typer.Option(None, "--period"),
 ) -> None:
     """Send a reminder to one client now, whatever the hour; it counts as the next
-    step of their sequence.
+    step of their sequence (never past the last one, which flags them to call).
 
     Example: monthlydocs send dupont --template vat
     """
@@ -143,7 +171,12 @@ def send(
             "remind them of"
         )
     count = reminders.queue_manual(db, settings, now, row, [c["id"] for c in targets])
-    report = outbox.deliver_all(db, settings, now)
+    if not count:
+        raise MonthlydocsError(
+            f"{row['name']} has had every reminder of the sequence already: nothing "
+            "more to send; `monthlydocs status` lists them to call"
+        )
+    report = outbox.deliver_all(db, settings, now, client_id=row["id"])
     if report.failed:
         raise MonthlydocsError(
             f"The reminder could not be sent ({report.errors[0][2]}); the next "

@@ -59,10 +59,34 @@ def link_context(
 
 
 def _moment(message: dict[str, Any]):
-    """The time this message is being sent (its claim), as the reference for "now"."""
+    """The moment this message is written for: the one the run applies its rules at
+    (``as_of``, set by the outbox; ``remind --as-of`` may move it), else its claim."""
     from ..timeutil import parse_iso
 
-    return parse_iso(message.get("claimed_at") or message["created_at"])
+    return parse_iso(
+        message.get("as_of") or message.get("claimed_at") or message["created_at"]
+    )
+
+
+def _one_sms(text: str) -> bool:
+    """Whether ``text``, as it will be sent (spaces collapsed), fits one SMS."""
+    from ..channels.sms import sms_parts
+
+    return sms_parts(" ".join(text.split())) == 1
+
+
+def _steps_announced(message: dict[str, Any]) -> dict[int, int]:
+    """The step of each checklist a reminder announces, from its dedupe key
+    (``reminder:<channel>:<checklist>.<step>,...``); empty for other messages."""
+    kind, _, rest = message["dedupe_key"].partition(":")
+    if kind != "reminder" or message["kind"] != "reminder":
+        return {}
+    steps = {}
+    for pair in rest.partition(":")[2].split(","):
+        checklist, _, step = pair.partition(".")
+        if checklist.isdigit() and step.isdigit():
+            steps[int(checklist)] = int(step)
+    return steps
 
 
 def reminder_context(
@@ -72,17 +96,26 @@ def reminder_context(
     message: dict[str, Any],
     language: str,
 ) -> dict[str, Any]:
-    """A reminder: for each checklist, what arrived, what is missing, what to send again."""
+    """A reminder: for each checklist, what arrived, what is missing, what to send again.
+
+    A reminder leaves out the checklists completed since it was queued. Its step (for
+    the subject) is the one it announces; the last step says it is the last.
+    """
     import json
 
     from ..timeutil import local_date
 
     today = local_date(_moment(message), settings.firm.timezone)
     ids = [int(i) for i in json.loads(message["checklist_ids"])]
+    announced = _steps_announced(message)
     items = []
     step, last = 0, False
     for checklist_id in ids:
         checklist = checklists.get_checklist(db, checklist_id)
+        if message["kind"] == "reminder" and (
+            checklist["completed_at"] or checklist["archived_at"]
+        ):
+            continue
         context = checklist_context(db, settings, checklist, language)
         rows = context["documents"]
         context["received"] = [
@@ -93,7 +126,7 @@ def reminder_context(
         context["again"] = [r for r in rows if r["state"] == "rejected"]
         context["overdue"] = checklist["due_on"] < today.isoformat()
         items.append(context)
-        own_step, own_last = _step_of(db, settings, checklist)
+        own_step, own_last = _step_of(db, settings, checklist, announced)
         step, last = max(step, own_step), last or own_last
     return {
         "language": language,
@@ -105,19 +138,28 @@ def reminder_context(
         "overdue": any(c["overdue"] for c in items),
         "link": items[0]["link"] if items else "",
         "missing_count": sum(len(c["to_send"]) + len(c["again"]) for c in items),
+        "sms_fits": _one_sms,
     }
 
 
 def _step_of(
-    db: Database, settings: Settings, checklist: dict[str, Any]
+    db: Database,
+    settings: Settings,
+    checklist: dict[str, Any],
+    announced: dict[int, int],
 ) -> tuple[int, bool]:
+    """(step, whether it is the last) of one checklist in this message: the step the
+    message announces, else the latest one sent."""
     import json
 
-    row = db.execute(
-        "SELECT max(step) FROM reminder_steps WHERE checklist_id = ? AND outcome != 'skipped'",
-        [checklist["id"]],
-    ).fetchone()
-    step = row[0] or 0
+    step = announced.get(checklist["id"])
+    if step is None:
+        row = db.execute(
+            "SELECT max(step) FROM reminder_steps WHERE checklist_id = ?"
+            " AND outcome != 'skipped'",
+            [checklist["id"]],
+        ).fetchone()
+        step = row[0] or 0
     own = db.execute(
         "SELECT reminder_days FROM templates WHERE id = ?", [checklist["template_id"]]
     ).fetchone()[0]
@@ -148,19 +190,16 @@ def firm_notification_context(
         for cid in ids
     ]
     if message["kind"] == "notify_uploaded":
-        start = message["dedupe_key"].split(":", 3)[
-            3
-        ]  # notify:uploaded:<client>:<start>
-        base["uploads"] = _uploads_since(db, message["client_id"], start)
+        base["uploads"] = _uploads_in(db, message["client_id"], message["dedupe_key"])
     return {**base, "checklists": lists}
 
 
-def _uploads_since(db: Database, client_id: int, start: str) -> list[dict[str, Any]]:
-    from ..notifications import UPLOAD_WINDOW
+def _uploads_in(db: Database, client_id: int, dedupe_key: str) -> list[dict[str, Any]]:
+    """The uploads an upload notification covers."""
+    from ..notifications import upload_batch
     from ..timeutil import iso, parse_iso
 
-    end = iso(parse_iso(start) + UPLOAD_WINDOW)
-    start_text = iso(parse_iso(start))
+    since, until = (iso(parse_iso(moment)) for moment in upload_batch(dedupe_key))
     return list(
         db.query(
             "SELECT d.original_filename, d.size, i.name AS slot, c.template_name, c.period"
@@ -168,7 +207,7 @@ def _uploads_since(db: Database, client_id: int, start: str) -> list[dict[str, A
             " JOIN checklists c ON c.id = i.checklist_id"
             " WHERE c.client_id = ? AND d.uploaded_at >= ? AND d.uploaded_at < ?"
             " ORDER BY d.uploaded_at",
-            [client_id, start_text, end],
+            [client_id, since, until],
         )
     )
 

@@ -77,9 +77,10 @@ def make_every_event(db, settings, seed, workspace, free_port) -> None:
         db, settings, NOW, newcomer_row, generated.created_by_client[newcomer]
     )
     outbox.deliver_all(db, settings, NOW)
-    # message.failed: the SMTP server is down when a second reminder goes out.
-    first_client = clients.get_client(db, seed.client_ids[0])
-    reminders.queue_manual(db, settings, NOW, first_client, [seed.checklist_ids[0]])
+    # message.failed: the SMTP server is down when a reminder goes out (to the second
+    # client: the first one's checklist is complete, a reminder to it would be dropped).
+    second_client = clients.get_client(db, seed.client_ids[1])
+    reminders.queue_manual(db, settings, NOW, second_client, [seed.checklist_ids[1]])
     use_smtp(workspace, free_port)
     report = outbox.deliver_all(db, load_settings(workspace, environ={}), NOW)
     assert report.failed == 1
