@@ -221,6 +221,48 @@ def test_export_of_a_self_chosen_name_and_email_has_no_formula(desk, cli, tmp_pa
     assert row["file"].startswith("'=1+2_cmd/2026-12/")
 
 
+def test_an_export_past_65535_entries_is_zip64(tmp_path):
+    """ZIP's classic records count entries in 16 bits: past 65,535 the archive needs
+    its ZIP64 end records, or readers see a truncated or broken file."""
+    source = tmp_path / "tiny.pdf"
+    source.write_bytes(PDF)
+    digest = hashlib.sha256(PDF).hexdigest()
+    count = 0xFFFF + 2
+    rows = [
+        {
+            "client": f"Client {n // 1000}",
+            "email": "c@x.example",
+            "template": "Monthly",
+            "period": "2026-12",
+            "slot": "Receipts",
+            "original_filename": f"receipt {n}.pdf",
+            "stored_path": "tiny.pdf",
+            "size": len(PDF),
+            "sha256": digest,
+            "uploaded_at": "2026-12-01T09:00:00Z",
+            "review_state": "pending",
+            "review_note": None,
+        }
+        for n in range(count)
+    ]
+    items = export.entries(rows, tmp_path)
+    target = tmp_path / "big.zip"
+    written = export.write_zip(items, target)
+
+    assert written == target.stat().st_size
+    with target.open("rb") as archive_file:
+        archive_file.seek(-(22 + 20 + 56 + 1024), 2)
+        tail = archive_file.read()
+    assert b"PK\x06\x06" in tail  # the ZIP64 end of central directory record
+    assert b"PK\x06\x07" in tail  # and its locator
+    with zipfile.ZipFile(target) as archive:
+        names = archive.namelist()
+        assert len(names) == count + 1
+        assert archive.read(names[-2]) == PDF
+        manifest = archive.read("manifest.csv").decode("utf-8-sig")
+    assert manifest.count("\r\n") == count + 1
+
+
 def test_purge_respects_retention_and_deletes_files(desk, cli):
     settings, db, (mueller, _dupont) = desk
     document = upload(settings, db, mueller, "Bank statements", "old.pdf")
