@@ -86,6 +86,26 @@ def list_users(db: Database) -> list[dict[str, Any]]:
     )
 
 
+def edit_user(
+    db: Database,
+    email: str,
+    *,
+    name: str | None = None,
+    language: str | None = None,
+) -> dict[str, Any]:
+    """Change a user's name or dashboard language (None: leave it as it is); an empty
+    language means "follow the browser's". Returns the user as it now is."""
+    user = find_user(db, email)
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = " ".join(name.split())
+    if language is not None:
+        changes["language"] = normalize_language(language)
+    if changes:
+        db["users"].update(user["id"], changes)
+    return get_user(db, user["id"])
+
+
 def remove_user(db: Database, email: str) -> None:
     user = find_user(db, email)
     db.execute("DELETE FROM users WHERE id = ?", [user["id"]])

@@ -416,3 +416,21 @@ def test_user_commands(cli):
     assert weak.exit_code == 1 and "at least 10 characters" in weak.stderr
     assert cli("user", "remove", "anne@cabinet.example").exit_code == 0
     assert "0 users" in cli("user", "list").stdout
+
+
+def test_user_edit_changes_the_name_and_the_language(cli, db):
+    cli("user", "add", "anne@cabinet.example", input="long enough pw\nlong enough pw\n")
+    edited = cli(
+        "user", "edit", "ANNE@cabinet.example", "--language", "Deutsch", "--name", "A M"
+    )
+    assert edited.exit_code == 0, edited.output
+    assert db.execute("SELECT name, language FROM users").fetchone() == ("A M", "de")
+    assert cli("user", "edit", "anne@cabinet.example", "--language", "").exit_code == 0
+    assert db.execute("SELECT name, language FROM users").fetchone() == ("A M", None)
+    wrong = cli("user", "edit", "anne@cabinet.example", "--language", "klingon")
+    assert wrong.exit_code == 1 and "Unknown language 'klingon'" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1
+    nobody = cli("user", "edit", "bob@cabinet.example", "--name", "Bob")
+    assert nobody.exit_code == 1 and "No user bob@cabinet.example" in nobody.stderr
+    nothing = cli("user", "edit", "anne@cabinet.example")
+    assert nothing.exit_code == 2 and "--name or --language" in nothing.stderr

@@ -237,6 +237,32 @@ def user_add(
     say(f"Added user #{user_id} {email}")
 
 
+@users_app.command("edit")
+def user_edit(
+    ctx: typer.Context,
+    email: str = typer.Argument(..., help="The staff member's email (their login)."),
+    name: str = typer.Option(None, "--name"),
+    language: str = typer.Option(
+        None,
+        "--language",
+        "-l",
+        help='Dashboard language: en, fr, de, es or id; "" to follow the browser\'s.',
+    ),
+) -> None:
+    """Change a dashboard user's name or language.
+
+    Example: monthlydocs user edit anne@cabinet.example --language fr
+    """
+    from ..users import edit_user
+    from ._output import say
+
+    if name is None and language is None:
+        raise typer.BadParameter("Give --name or --language (or both)")
+    user = edit_user(_obj(ctx).db, email, name=name, language=language)
+    shown = user["language"] or "the browser's"
+    say(f"User {user['email']}: name {user['name']!r}, language {shown}")
+
+
 @users_app.command("list")
 def user_list(ctx: typer.Context) -> None:
     """List dashboard users.

@@ -200,3 +200,49 @@ def test_pages_follow_the_browser_language_then_the_users_own(app, case):
     page = indonesian.get("/dashboard/", headers={"Accept-Language": "fr-FR"})
     assert '<html lang="id">' in text_of(page)
     assert "Ringkasan" in text_of(page)
+
+
+def test_the_portal_language_choice_does_not_follow_staff_into_the_dashboard(app, case):
+    use_cheap_hasher(app)
+    add_staff(case)
+    browser = Staff(app.test_client())
+    browser.login()
+    # Looking at a client's page in German leaves the portal's language cookie behind.
+    browser.get("/?lang=de")
+    assert browser.http.get_cookie("lang").value == "de"
+    page = browser.get("/dashboard/?lang=de", headers={"Accept-Language": "es-ES"})
+    assert '<html lang="es">' in text_of(page)
+    assert browser.http.get_cookie("lang").value == "de"  # the portal keeps its own
+
+
+def test_staff_choose_their_own_language_on_the_dashboard(app, case):
+    use_cheap_hasher(app)
+    add_staff(case)
+    browser = Staff(app.test_client())
+    browser.login()
+    french = {"Accept-Language": "fr-FR"}
+    page = text_of(browser.get("/dashboard/clients", headers=french))
+    assert '<html lang="fr">' in page and 'name="language"' in page
+
+    chosen = browser.post("/dashboard/language",
+                          {"language": "de", "next": "/dashboard/clients"},
+                          csrf_from="/dashboard/clients", headers=french)
+    assert chosen.status_code == 303
+    assert chosen.headers["Location"] == "/dashboard/clients"
+    german = text_of(browser.get("/dashboard/clients", headers=french))
+    assert '<html lang="de">' in german and "Sprache gespeichert." in german
+    assert '<option value="de" selected>' in german
+
+    # "Same as the browser" clears the setting; elsewhere is refused.
+    browser.post("/dashboard/language", {"language": "", "next": "//evil.example/"},
+                 headers=french)
+    assert '<html lang="fr">' in text_of(browser.get("/dashboard/", headers=french))
+    db = case.db()
+    try:
+        assert db.execute("SELECT language FROM users").fetchone() == (None,)
+    finally:
+        db.close()
+    refused = browser.post("/dashboard/language", {"language": "klingon"},
+                           headers=french)
+    assert refused.status_code == 400
+    assert "Choisissez une langue dans la liste." in text_of(refused)

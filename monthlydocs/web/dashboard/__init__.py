@@ -124,12 +124,24 @@ def actor() -> str:
     return staff["email"] if staff else "anonymous"
 
 
+def choose_language(staff: dict[str, Any] | None) -> None:
+    """The dashboard speaks the user's own language, else the browser's. Not the
+    portal's ?lang= or its cookie: those say which language a client's page was
+    looked at in (a staff member checking a link in German), not what staff read."""
+    from ...config import LANGUAGES
+
+    chosen = staff["language"] if staff is not None else None
+    if chosen not in LANGUAGES:
+        chosen = (request.accept_languages.best_match(LANGUAGES)
+                  or get_settings().firm.default_language)
+    g.lang_chosen = chosen
+    refresh()
+
+
 @bp.before_request
 def _require_staff():
     staff = current_staff()
-    if staff is not None and staff["language"]:
-        g.lang_chosen = staff["language"]  # the user's setting beats the browser's
-        refresh()
+    choose_language(staff)
     if request.endpoint in PUBLIC_ENDPOINTS or staff is not None:
         return None
     if wants_json() or request.path.startswith(url_for("dashboard.live")):

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from ...users import LoginFailed, authenticate
 from .. import get_db, now
-from . import bp, current_staff, safe_next, sign_in, sign_out
+from . import (
+    bp,
+    choose_language,
+    current_staff,
+    done,
+    safe_next,
+    sign_in,
+    sign_out,
+)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -34,6 +42,18 @@ def login():
     sign_in(user)
     current_app.logger.info("dashboard sign-in: %s", user["email"])
     return redirect(target, 303)
+
+
+@bp.post("/language")
+def language():
+    """The signed-in user's own dashboard language ("": follow the browser's)."""
+    from ...users import edit_user
+
+    staff = current_staff()
+    edit_user(get_db(), staff["email"], language=request.form.get("language", ""))
+    g.pop("staff", None)  # read again: the message below is in the new language
+    choose_language(current_staff())
+    return done(_("Language saved."), safe_next(request.form.get("next")))
 
 
 @bp.post("/logout")
