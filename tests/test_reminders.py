@@ -1142,9 +1142,9 @@ KILL_POINTS = ("queued", "claimed", "sent", "marked")
 @pytest.mark.slow
 def test_killed_runs_lose_nothing_and_double_at_most_one_each(firm):
     """SIGKILL at seeded points at least 20 times: after the reminders are queued,
-    after the k-th claim, after the k-th message left (before it is marked: the one
-    message that can arrive twice) and after the k-th is marked. Each kill that hit a
-    message on its way may double it; nothing may be lost."""
+    after the k-th claim (the previous message may be on the wire), after the k-th
+    message left (before it is marked) and after the k-th is marked. Each kill may
+    double the one message in flight; nothing may be lost."""
     rng = random.Random(20261203)
     ids = firm.seed(count=60)
     kills: list[str] = []
@@ -1173,7 +1173,10 @@ def test_killed_runs_lose_nothing_and_double_at_most_one_each(firm):
     # Every client got each of the three steps: nothing lost ...
     assert len(per_client) == len(ids)
     assert all(count >= 3 for count in per_client.values())
-    # ... and exactly one extra message per kill between "sent" and "marked".
-    assert sum(per_client.values()) - 3 * len(ids) == kills.count("sent")
+    # ... and at most one extra message per kill: always one for a kill between "sent"
+    # and "marked"; perhaps one for a kill at "claimed" (the message before it may be
+    # on the wire at that moment); none for the others.
+    extra = sum(per_client.values()) - 3 * len(ids)
+    assert kills.count("sent") <= extra <= kills.count("sent") + kills.count("claimed")
     states = {r[0] for r in firm.db.execute("SELECT state FROM messages")}
     assert states == {"sent"}
