@@ -951,10 +951,16 @@ def archive_client(client_id: int):
 @bp.get("/templates")
 def list_templates():
     db = get_db()
-    rows = templates.list_templates(db)
-    return _json(
-        {"data": [template_json(db, row) for row in rows], "next_cursor": None}
+    after = _after("templates")
+    limit = _int_arg("limit", PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    # A firm has tens of templates, not thousands: paged here, by id like the rest.
+    rows = sorted(
+        (row for row in templates.list_templates(db) if row["id"] > after),
+        key=lambda row: row["id"],
     )
+    next_after = rows[limit - 1]["id"] if len(rows) > limit else None
+    page = paging.Page(rows[:limit], next_after)
+    return _page("templates", page, lambda row: template_json(db, row))
 
 
 @bp.get("/templates/<slug>")

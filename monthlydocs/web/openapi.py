@@ -514,7 +514,8 @@ def _paths() -> dict[str, Any]:
         f"{P}/templates": {
             "get": _operation(
                 "List document templates",
-                {200: ("Every template, by slug", "TemplatePage")},
+                {200: ("A page of templates, by id", "TemplatePage")},
+                parameters=[LIMIT, CURSOR],
             ),
             "post": _operation(
                 "Create a template with its slots",
@@ -580,7 +581,12 @@ def _paths() -> dict[str, Any]:
         f"{P}/checklists/{{checklist_id}}/reminders": {
             "post": _operation(
                 "Remind the client now (the next step of their sequence)",
-                {202: ("Accepted: sent right away by the app (or the next `remind`)", "Reminder")},
+                {
+                    202: (
+                        "Accepted: sent right away by the app (or the next `remind`)",
+                        "Reminder",
+                    )
+                },
                 errors=(403, 404, 409),
                 parameters=checklist_id,
                 creates=True,

@@ -165,3 +165,18 @@ def test_events_page_with_a_cursor(api, seed):
     assert ids == sorted(ids) and pages >= 3
     every = api.get("/events?limit=1000").get_json()["data"]
     assert ids == [e["id"] for e in every]
+
+
+def test_templates_page_by_page(api, db, seed):
+    added = [
+        templates.save_template(db, f"t{n}", NOW, name=f"Template {n}")[0]
+        for n in range(4)
+    ]
+    ids, pages = walk(api, "/templates", 2)
+    assert ids == [seed.template_id, *added]
+    assert pages == 3
+    assert walk(api, "/templates", 50) == ([seed.template_id, *added], 1)
+    assert_problem(
+        api.get("/templates?cursor=bm9wZTox"), 400, "invalid-request", cursor="cursor"
+    )
+    assert_problem(api.get("/templates?limit=0"), 400, "invalid-request", limit="1 to")
