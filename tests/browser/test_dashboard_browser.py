@@ -36,7 +36,8 @@ def firm(tmp_path, smtp_server):
     use_smtp(case.settings.path, smtp_server.port)
     case.settings = load_settings(case.settings.path, environ={})
     add_staff(case)
-    app = create_app(case.settings)
+    app = create_app(case.settings, send_in_background=True)  # as `serve` runs it
+    case.extra["sender"] = app.extensions["monthlydocs.sender"]
     use_cheap_hasher(app)
     server = Server(app)
     yield case, server
@@ -89,7 +90,8 @@ def test_live_upload_review_and_export(browser, firm, smtp_server, screenshot):
         page.locator("details.reject summary").first.click()
         page.get_by_label("Note for the client").fill("Il manque la page 2")
         page.get_by_role("button", name="Reject and email the client").click()
-        page.get_by_text("the client has been emailed your note").wait_for()
+        page.get_by_text("your note is on its way to the client by email").wait_for()
+        assert case.extra["sender"].idle.wait(20)  # the app's thread sent it
         [message] = smtp_server.parsed()
         assert message["To"].addresses[0].addr_spec == "marie@dupont.example"
         assert message["Content-Language"] == "fr"

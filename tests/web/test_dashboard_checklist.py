@@ -29,7 +29,24 @@ from .dashboard_kit import (  # noqa: F401 (fixtures)
 XML = b'<?xml version="1.0"?><invoice><total>12.00</total></invoice>\n'
 
 
-def _emails(case) -> list[email.message.EmailMessage]:
+@pytest.fixture
+def app(case, clock):
+    """The app as the servers run it: what a request queues, a thread of its own sends
+    once the answer is out."""
+    flask_app = create_app(case.settings, clock=clock, send_in_background=True)
+    flask_app.config["TESTING"] = True
+    return flask_app
+
+
+def _sent(staff) -> None:
+    """Wait for the sending round the last request started (no sleeping: the sender
+    says when it is idle)."""
+    sender = staff.http.application.extensions["monthlydocs.sender"]
+    assert sender.idle.wait(20), "the sending thread did not finish"
+
+
+def _emails(case, staff) -> list[email.message.EmailMessage]:
+    _sent(staff)
     folder = case.settings.outbox_dir
     return [
         email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -144,7 +161,7 @@ def test_reject_emails_the_note_in_the_clients_language(staff, case, portal):
     response = staff.post(f"/dashboard/documents/{document['id']}/reject",
                           {"note": "  La page 2   manque "})
     page = flashed(staff, response)
-    assert "the client has been emailed your note" in page
+    assert "your note is on its way to the client by email" in page
     item = case.items()[0]
     assert (item["state"], item["note"]) == ("rejected", "La page 2 manque")
     assert "To send again" in page
@@ -152,7 +169,7 @@ def test_reject_emails_the_note_in_the_clients_language(staff, case, portal):
     [event] = case.events("document:rejected")
     assert event["actor"] == EMAIL
 
-    [message] = _emails(case)
+    [message] = _emails(case, staff)
     assert message["To"].addresses[0].addr_spec == "marie@dupont.example"
     assert message["Content-Language"] == "fr"
     assert message["Subject"].startswith("Merci de renvoyer")
@@ -168,7 +185,7 @@ def test_reject_needs_a_note(staff, case, portal):
                           {"note": "   "})
     assert "Write a note telling the client" in flashed(staff, response)
     assert case.documents()[0]["review_state"] == "pending"
-    assert _emails(case) == []
+    assert _emails(case, staff) == []
 
 
 def test_the_client_sends_again_then_the_firm_approves(staff, case, portal):
@@ -200,8 +217,8 @@ def test_mark_an_item_not_applicable(staff, case):
 
 def test_send_a_reminder_now(staff, case):
     response = staff.post(f"/dashboard/checklists/{case.checklist_id}/remind")
-    assert "Reminder sent." in flashed(staff, response)
-    [message] = _emails(case)
+    assert "Reminder on its way." in flashed(staff, response)
+    [message] = _emails(case, staff)
     assert message["To"].addresses[0].addr_spec == "marie@dupont.example"
     assert message["Content-Language"] == "fr"
     [asked] = case.events("reminder:requested")
@@ -219,7 +236,7 @@ def test_no_reminder_for_a_complete_checklist(staff, case):
     response = staff.post(f"/dashboard/checklists/{case.checklist_id}/remind")
     assert response.status_code == 400
     assert "Nothing to remind" in text_of(response)
-    assert _emails(case) == []
+    assert _emails(case, staff) == []
 
 
 def test_copy_link_whatsapp_and_rotate(staff, case, portal):
@@ -253,7 +270,7 @@ def test_rejection_email_in_every_language(staff, case, portal, language, subjec
     portal.upload(case.item_ids[0], ("a.pdf", PDF))
     [document] = case.documents()
     staff.post(f"/dashboard/documents/{document['id']}/reject", {"note": "Seite 2"})
-    [message] = _emails(case)
+    [message] = _emails(case, staff)
     assert message["Content-Language"] == language
     assert message["Subject"].startswith(subject)
     assert "Seite 2" in message.get_body("plain").get_content()
@@ -261,6 +278,7 @@ def test_rejection_email_in_every_language(staff, case, portal, language, subjec
 
 def test_timeline_tells_the_story_latest_first(staff, case, portal, clock):
     staff.post(f"/dashboard/checklists/{case.checklist_id}/remind")
+    _sent(staff)
     clock.advance(hours=1)
     portal.open()
     clock.advance(minutes=5)
@@ -274,12 +292,12 @@ def test_timeline_tells_the_story_latest_first(staff, case, portal, clock):
     ]
 
 
-def test_a_failed_email_is_said_and_shown_on_the_timeline(tmp_path, clock, free_port):
-    """SMTP down: the rejection stands, the staff is told, the timeline says why."""
+def test_a_failed_email_is_shown_on_the_timeline(tmp_path, clock, free_port):
+    """SMTP down: the rejection stands, and the timeline says why the email failed."""
     case = make_case(tmp_path / "down")
     use_smtp(case.settings.path, free_port)  # nothing listens there
     case.settings = load_settings(case.settings.path, environ={})
-    app = create_app(case.settings, clock=clock)
+    app = create_app(case.settings, clock=clock, send_in_background=True)
     use_cheap_hasher(app)
     add_staff(case)
     staff = Staff(app.test_client())
@@ -288,7 +306,45 @@ def test_a_failed_email_is_said_and_shown_on_the_timeline(tmp_path, clock, free_
     [document] = case.documents()
     response = staff.post(f"/dashboard/documents/{document['id']}/reject",
                           {"note": "Illisible"})
-    assert "could not be sent now; it will be retried" in flashed(staff, response)
+    assert response.status_code == 303
+    _sent(staff)
     assert case.items()[0]["state"] == "rejected"
     [line] = [t for t in _timeline(staff, case) if t.startswith("Rejection email")]
     assert line.startswith("Rejection email to marie@dupont.example: failed: ")
+
+
+def test_the_request_only_queues_what_the_sending_thread_sends(tmp_path, clock):
+    """Without the app's sending thread, nothing is sent while staff wait: the email
+    and the reminder stay queued (for the thread, or the next `remind`)."""
+    case = make_case(tmp_path / "quiet")
+    app = create_app(case.settings, clock=clock)  # no sending thread
+    use_cheap_hasher(app)
+    add_staff(case)
+    staff = Staff(app.test_client())
+    staff.login()
+    PortalClient(app.test_client(), case).upload(case.item_ids[0], ("a.pdf", PDF))
+    [document] = case.documents()
+    rejected = staff.post(f"/dashboard/documents/{document['id']}/reject",
+                          {"note": "Illisible"})
+    assert "on its way to the client" in flashed(staff, rejected)
+    reminded = staff.post(f"/dashboard/checklists/{case.checklist_id}/remind")
+    assert "Reminder on its way." in flashed(staff, reminded)
+    db = case.db()
+    try:
+        queued = list(db.query("SELECT kind, state FROM messages ORDER BY id"))
+    finally:
+        db.close()
+    assert [(m["kind"], m["state"]) for m in queued][-2:] == [
+        ("rejection", "pending"), ("reminder", "pending")]
+    folder = case.settings.outbox_dir
+    assert not folder.is_dir() or not list(folder.glob("*.eml"))
+
+
+def test_no_reminder_past_the_last_step(staff, case):
+    steps = len(case.settings.reminders.days)
+    url = f"/dashboard/checklists/{case.checklist_id}/remind"
+    for _ in range(steps):
+        assert "Reminder on its way." in flashed(staff, staff.post(url))
+    last = flashed(staff, staff.post(url))
+    assert "Every reminder of the sequence has been sent already" in last
+    assert len(_emails(case, staff)) == steps

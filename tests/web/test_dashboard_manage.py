@@ -7,6 +7,8 @@ import email
 import email.policy
 import io
 
+import pytest
+
 from monthlydocs import clients, portal, templates
 
 from .conftest import NOW
@@ -18,6 +20,16 @@ FRENCH_CSV = (
     "Straße;Jürgen;;jurgen@strasse.example;+49 151 23456789;Deutsch\r\n"
     "Sans;Courriel;Rien SARL;pas-un-email;;\r\n"
 ).encode("cp1252")
+
+
+@pytest.fixture
+def app(case, clock):
+    """The app as the servers run it, with its sending thread (bulk generation)."""
+    from monthlydocs.web import create_app
+
+    flask_app = create_app(case.settings, clock=clock, send_in_background=True)
+    flask_app.config["TESTING"] = True
+    return flask_app
 
 
 def _clients(case) -> dict[str, dict]:
@@ -373,8 +385,10 @@ def test_generate_shows_what_will_happen_then_creates_and_sends(staff, case, clo
         "client": chosen, "action": "confirm"}, csrf_from="/dashboard/generate")
     assert confirmed.headers["Location"].startswith(
         "/dashboard/?period=2027-01&template=")
-    assert "2 checklists created (0 already there); 2 emails sent." in \
+    assert "2 checklists created (0 already there); 2 emails on their way." in \
         flashed(staff, confirmed)
+    # Sent by the app's sending thread, not while the page waited.
+    assert staff.http.application.extensions["monthlydocs.sender"].idle.wait(20)
     db = case.db()
     rows = list(db.query("SELECT client_id, due_on, link_sent_at FROM checklists"
                          " WHERE period = '2027-01' ORDER BY client_id"))

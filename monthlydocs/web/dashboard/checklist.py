@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 
-from ... import checklists, links, outbox, portal, review
+from ... import checklists, links, portal, review
 from ...overview import checklist_of_item, checklist_state, remind_now, timeline
 from ...storage import safe_name
 from .. import get_db, get_settings, now
@@ -107,14 +107,11 @@ def reject(document_id: int):
                     _page_url(document["checklist_id"], f"item-{document['item_id']}"),
                     "error")
     document = review.reject(db, settings, document_id, note, actor(), now())
-    report = outbox.deliver_email(db, settings, now())
-    target = _page_url(document["checklist_id"], f"item-{document['item_id']}")
-    if report.failed:
-        message = _("“%(name)s” rejected. The email to the client could not be "
-                    "sent now; it will be retried.", name=document["original_filename"])
-        return done(message, target, "error")
-    return done(_("“%(name)s” rejected; the client has been emailed your note.",
-                  name=document["original_filename"]), target)
+    # Queued: the app's sending thread emails it once this answer is out (see
+    # web/background.py), and the timeline shows how that went.
+    return done(_("“%(name)s” rejected; your note is on its way to the client by "
+                  "email.", name=document["original_filename"]),
+                _page_url(document["checklist_id"], f"item-{document['item_id']}"))
 
 
 @bp.post("/items/<int:item_id>/not-applicable")
@@ -130,12 +127,11 @@ def not_applicable(item_id: int):
 @bp.post("/checklists/<int:checklist_id>/remind")
 def remind(checklist_id: int):
     db, settings = get_db(), get_settings()
-    remind_now(db, settings, now(), checklist_id, actor())
-    report = outbox.deliver_all(db, settings, now())
-    if report.failed:
-        return done(_("The reminder could not be sent now; it will be retried."),
-                    _page_url(checklist_id), "error")
-    return done(_("Reminder sent."), _page_url(checklist_id))
+    if not remind_now(db, settings, now(), checklist_id, actor()):
+        return done(_("Every reminder of the sequence has been sent already: call the "
+                      "client."), _page_url(checklist_id), "error")
+    # Sent by the app's sending thread once this answer is out; see the timeline.
+    return done(_("Reminder on its way."), _page_url(checklist_id))
 
 
 @bp.post("/checklists/<int:checklist_id>/rotate")

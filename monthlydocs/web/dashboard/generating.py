@@ -8,7 +8,7 @@ from datetime import date
 from flask import render_template, request, url_for
 from flask_babel import gettext as _
 
-from ... import checklists, outbox, overview
+from ... import checklists, overview
 from ...errors import MonthlydocsError
 from ...periods import current_period, due_date
 from ...templates import get_template, list_templates
@@ -65,19 +65,17 @@ def generate():
         context["error"] = error_message(exc)
         return render_template("dashboard/generate.html", **context), 400
     if confirm:
-        delivery = outbox.deliver_all(db, settings, now())
+        # The links are queued; the app's sending thread emails them once this answer
+        # is out (web/background.py): a hundred clients never hold the page up.
         outcome = result.outcomes[0]
         message = _(
             "%(created)s checklists created (%(already)s already there); "
-            "%(sent)s emails sent.", created=outcome.created, already=outcome.already,
-            sent=delivery.sent,
+            "%(queued)s emails on their way.", created=outcome.created,
+            already=outcome.already, queued=result.messages_queued,
         )
-        if delivery.failed:
-            message += " " + _("%(failed)s emails could not be sent; they will be "
-                               "retried.", failed=delivery.failed)
         target = url_for("dashboard.overview", period=outcome.period,
                          template=template["id"])
-        return done(message, target, "error" if delivery.failed else "ok")
+        return done(message, target)
     names = {c["id"]: c["name"] for c in candidates}
     context.update(
         result=result,
