@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .importing import safe_cell
+from .importing import FORMULA_START, safe_cell
 from .storage import safe_name
 
 MANIFEST = "manifest.csv"
@@ -90,14 +90,21 @@ def entries(rows: list[dict[str, Any]], files_dir: Path) -> list[Entry]:
     for row in rows:
         folder = PurePosixPath(
             *(
-                safe_name(part, "_")
+                _plain_name(part, "_")
                 for part in (row["client"], row["period"], row["template"], row["slot"])
             )
         )
-        name = safe_name(row["original_filename"])
+        name = _plain_name(row["original_filename"])
         arcname = _unique(str(folder / name), taken)
         result.append(Entry(arcname, files_dir / row["stored_path"], row))
     return result
+
+
+def _plain_name(text: str, fallback: str = "document") -> str:
+    """A safe file name that no spreadsheet reads as a formula ("=1+2" -> "_=1+2"),
+    so the manifest's file column is the archive's name exactly."""
+    name = safe_name(text, fallback)
+    return "_" + name if name.startswith(FORMULA_START) else name
 
 
 def _unique(arcname: str, taken: set[str]) -> str:

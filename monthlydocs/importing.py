@@ -117,7 +117,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SCIENTIFIC = re.compile(r"^(\d)(?:[.,](\d+))?[eE]\+?(\d+)$")
 _PHONE_PUNCTUATION = re.compile(r"[\s.\-/()]")
 # Excel, LibreOffice and Sheets run a cell starting with one of these as a formula.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Google Contacts writes each number as a pair of columns: "Phone 1 - Type" (or
 # "- Label") holding Mobile, Work, Home... and "Phone 1 - Value" holding the number.
 _TYPED_PHONE = re.compile(r"^phone\s*(\d+)\s*-\s*(type|label|value)$", re.IGNORECASE)
@@ -279,7 +279,7 @@ def safe_cell(text: str | None) -> str:
     its kin, so it gets a leading apostrophe, which they read as "this is text".
     """
     value = "" if text is None else str(text)
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 # --- Reading the file -----------------------------------------------------------------

@@ -218,7 +218,11 @@ def test_export_of_a_self_chosen_name_and_email_has_no_formula(desk, cli, tmp_pa
     [row] = list(csv.DictReader(io.StringIO(text)))
     assert all(not cell.startswith(("=", "+", "-", "@")) for cell in row.values())
     assert row["email"] == "'=x@example.com"
-    assert row["file"].startswith("'=1+2_cmd/2026-12/")
+    # The folder itself never starts like a formula, so the file column is the
+    # archive's name exactly.
+    assert row["file"].startswith("_=1+2_cmd/2026-12/")
+    with zipfile.ZipFile(target) as archive:
+        assert row["file"] in archive.namelist()
 
 
 def test_an_export_past_65535_entries_is_zip64(tmp_path):
