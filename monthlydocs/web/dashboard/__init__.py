@@ -189,16 +189,27 @@ def day(value: str | date | None, form: str = "medium") -> str:
 
 @lru_cache(maxsize=4096)
 def _formatted(stamp: str, form: str, locale: str, timezone: str | None) -> str:
-    """Dates repeat down a table (due dates, reminders): each is formatted once."""
+    """Dates repeat down a table (due dates, reminders): each is formatted once.
+
+    Dates are written with the month's name ("Dec 10, 2026", "10 déc. 2026"): a firm
+    in one country and clients in another must never wonder whether 12/10 is in
+    October or December. A moment adds the time, without seconds.
+    """
     from babel.dates import format_date as babel_date
-    from babel.dates import format_datetime as babel_datetime
+    from babel.dates import format_time as babel_time
 
     from ...timeutil import parse_iso
 
+    if form == "short":
+        form = "medium"
     if timezone is None:
         return babel_date(date.fromisoformat(stamp), form, locale=locale)
-    return babel_datetime(parse_iso(stamp), form, tzinfo=ZoneInfo(timezone),
-                          locale=locale)
+    zone = ZoneInfo(timezone)
+    at = parse_iso(stamp).astimezone(zone)
+    return (
+        f"{babel_date(at.date(), form, locale=locale)} "
+        f"{babel_time(at, 'short', tzinfo=zone, locale=locale)}"
+    )
 
 
 def period_name(period: str) -> str:
