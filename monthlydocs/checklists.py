@@ -532,7 +532,7 @@ _STATUS_SQL = """
 SELECT c.id, c.client_id, cl.name AS client, cl.email, cl.phone, t.slug AS template,
        c.template_name, c.period, c.due_on, c.created_at, c.link_sent_at,
        c.first_opened_at, c.last_opened_at, c.open_count, c.completed_at,
-       c.escalated_at, t.reminder_days,
+       c.escalated_at, t.reminder_days, cl.reminders_paused_at,
        (SELECT max(r.step) FROM reminder_steps r WHERE r.checklist_id = c.id
            AND r.outcome != 'skipped') AS last_step,
        (SELECT group_concat(r.step) FROM reminder_steps r

@@ -179,6 +179,8 @@ def _filtered_sql(query: Query) -> tuple[str, dict[str, Any]]:
 
 DETAILS_SQL = f"""
 SELECT c.id, t.reminder_days,
+    (SELECT cl.reminders_paused_at FROM clients cl WHERE cl.id = c.client_id)
+        AS reminders_paused_at,
     (SELECT sum(i.optional = 0) FROM checklist_items i WHERE i.checklist_id = c.id)
         AS required,
     (SELECT sum(i.optional = 0 AND i.state IN {_DONE}) FROM checklist_items i

@@ -498,16 +498,18 @@ def next_reminder_on(
 
 
 def annotate(rows: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
-    """Add each status row's step count, next reminder date and call flag."""
+    """Add each status row's step count, next reminder date (none while the client's
+    reminders are paused), pause and call flags."""
     default = settings.reminders.days
     for row in rows:
         days = json.loads(row["reminder_days"]) if row.get("reminder_days") else default
         recorded = {int(s) for s in (row.get("recorded_steps") or "").split(",") if s}
         row["steps"] = len(days)
         row["to_call"] = bool(row.get("escalated_at")) and not row["completed_at"]
+        row["paused"] = bool(row.get("reminders_paused_at"))
         row["next_reminder_on"] = (
             None
-            if row["completed_at"]
+            if row["completed_at"] or row["paused"]
             else next_reminder_on(
                 row["link_sent_at"], days, recorded, settings.firm.timezone
             )

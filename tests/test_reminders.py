@@ -573,6 +573,18 @@ def test_next_reminder_date_in_status(firm, cli):
     assert row["last_step"] == 1
 
 
+def test_status_shows_a_paused_client_without_a_next_reminder(firm, cli):
+    [client_id] = firm.seed()
+    firm.run(local(3))
+    assert cli("client", "pause", str(client_id)).exit_code == 0
+    row = json.loads(cli("status", "--json").stdout)["checklists"][0]
+    assert row["paused"] is True and row["next_reminder_on"] is None
+    assert "paused" in cli("status").stdout
+    assert cli("client", "resume", str(client_id)).exit_code == 0
+    row = json.loads(cli("status", "--json").stdout)["checklists"][0]
+    assert row["paused"] is False and row["next_reminder_on"] == "2026-12-06"
+
+
 def test_bad_as_of_is_one_line(firm, cli):
     result = cli("remind", "--as-of", "next tuesday")
     assert result.exit_code != 0

@@ -286,7 +286,7 @@ def status(
                 _day(r["link_sent_at"]),
                 _day(r["first_opened_at"]),
                 f"{r['last_step'] or 0}/{r['steps']}",
-                r["next_reminder_on"] or "-",
+                "paused" if r["paused"] else (r["next_reminder_on"] or "-"),
                 r["state"].replace("_", " ") + (" - call" if r["to_call"] else ""),
             )
             for r in rows

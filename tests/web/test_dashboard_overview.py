@@ -100,6 +100,17 @@ def test_each_row_has_progress_activity_and_reminders(case, firm):
     assert called["to_call"] and called["next_reminder_on"] == date(2026, 11, 28)
 
 
+def test_a_paused_client_has_no_next_reminder(staff, case, firm):
+    db = case.db()
+    clients.set_paused(db, firm["ids"][5], True, NOW)
+    db.close()
+    view = _overview(case, period="2026-12", sort="client")
+    paused = next(r for r in view.rows if r["client"] == "Bäckerei Öz")
+    assert paused["paused"] and paused["next_reminder_on"] is None
+    assert not next(r for r in view.rows if r["client"] == "Zeta Corp")["paused"]
+    assert "Paused" in text_of(staff.get("/dashboard/?period=2026-12"))
+
+
 def test_filters_by_state_template_and_period(case, firm):
     assert [r["client"] for r in _overview(case, state="partial").rows] == [
         "Élodie Fabre"]
