@@ -318,25 +318,31 @@ def drop(db: Database, message: dict[str, Any], now: datetime, reason: str) -> b
             [reason, message["id"], message["claimed_by"]],
         ).rowcount:
             return False
-        db.execute(
-            "UPDATE reminder_steps SET outcome = 'skipped' WHERE message_id = ?",
-            [message["id"]],
-        )
-        record(
-            db,
-            Event.MESSAGE_DROPPED,
-            now,
-            subject_type="message",
-            subject_id=message["id"],
-            client_id=message["client_id"],
-            data={
-                "kind": message["kind"],
-                "channel": message["channel"],
-                "reason": reason,
-                "checklists": json.loads(message["checklist_ids"]),
-            },
-        )
+        _dropped(db, now, message, reason)
     return True
+
+
+def _dropped(db: Database, now: datetime, message: dict[str, Any], reason: str) -> None:
+    """What dropping a message leaves behind: the reminder steps it announced are
+    recorded as skipped, and an event says why."""
+    db.execute(
+        "UPDATE reminder_steps SET outcome = 'skipped' WHERE message_id = ?",
+        [message["id"]],
+    )
+    record(
+        db,
+        Event.MESSAGE_DROPPED,
+        now,
+        subject_type="message",
+        subject_id=message["id"],
+        client_id=message["client_id"],
+        data={
+            "kind": message["kind"],
+            "channel": message["channel"],
+            "reason": reason,
+            "checklists": json.loads(message["checklist_ids"]),
+        },
+    )
 
 
 def supersede(db: Database, client_id: int, now: datetime) -> int:
@@ -347,28 +353,12 @@ def supersede(db: Database, client_id: int, now: datetime) -> int:
     rows = db.execute(
         "UPDATE messages SET state = 'dropped', drop_reason = ? WHERE client_id = ?"
         " AND kind = 'reminder' AND state IN ('pending', 'failed')"
-        " RETURNING id, channel, checklist_ids",
+        " RETURNING id, client_id, kind, channel, checklist_ids",
         [DROP_SUPERSEDED, client_id],
     ).fetchall()
-    for message_id, channel, checklist_ids in rows:
-        db.execute(
-            "UPDATE reminder_steps SET outcome = 'skipped' WHERE message_id = ?",
-            [message_id],
-        )
-        record(
-            db,
-            Event.MESSAGE_DROPPED,
-            now,
-            subject_type="message",
-            subject_id=message_id,
-            client_id=client_id,
-            data={
-                "kind": "reminder",
-                "channel": channel,
-                "reason": DROP_SUPERSEDED,
-                "checklists": json.loads(checklist_ids),
-            },
-        )
+    columns = ("id", "client_id", "kind", "channel", "checklist_ids")
+    for row in rows:
+        _dropped(db, now, dict(zip(columns, row, strict=True)), DROP_SUPERSEDED)
     return len(rows)
 
 
