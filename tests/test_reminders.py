@@ -550,6 +550,14 @@ def test_dry_run_changes_nothing(firm, cli):
     assert "outside send hours" in held
 
 
+def test_one_client_is_counted_in_the_singular(firm, cli):
+    firm.seed()
+    dry = cli("remind", "--dry-run", "--as-of", "2026-12-04T10:00").stdout
+    assert "1 client would be reminded; 0 queued or failed messages" in dry
+    done = cli("remind", "--as-of", "2026-12-04T10:00").stdout
+    assert "Reminded 1 client (1 step, 0 missed steps skipped" in done
+
+
 def test_remind_command_and_status(firm, cli):
     firm.seed(count=2)
     result = cli("remind", "--as-of", "2026-12-08T10:00")

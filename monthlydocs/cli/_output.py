@@ -82,6 +82,11 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """'1 client', '2 clients' (the command line speaks English only)."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
 def say(text: str) -> None:
     console.print(text, markup=False)
 

@@ -48,7 +48,7 @@ def remind(
     Example: monthlydocs remind --dry-run --as-of 2026-12-06T10:00
     """
     from .. import reminders
-    from ._output import say
+    from ._output import count, say
 
     obj = _obj(ctx)
     db, settings = obj.db, obj.settings
@@ -60,9 +60,10 @@ def remind(
     report = reminders.run(db, settings, now, client_id=client_id)
     queued, delivery = report.queued, report.delivery
     say(
-        f"Reminded {queued.reminded} clients ({queued.steps} steps, {queued.skipped} "
-        f"missed steps skipped, {queued.escalated} now to call, {queued.sms} SMS); "
-        f"{report.notifications} notifications; sent {delivery.sent}, failed "
+        f"Reminded {count(queued.reminded, 'client')} ({count(queued.steps, 'step')}, "
+        f"{count(queued.skipped, 'missed step')} skipped, {queued.escalated} now to "
+        f"call, {queued.sms} SMS); {count(report.notifications, 'notification')}; "
+        f"sent {delivery.sent}, failed "
         f"{delivery.failed}{_held_back(delivery)}."
     )
     _fail_on_errors(obj, delivery, "they will be retried by the next run")
@@ -104,7 +105,7 @@ def _fail_on_errors(obj, delivery, retry: str) -> None:
 def _show_plan(plan, db, now, client_id) -> None:
     from .. import outbox
     from ..checklists import labels
-    from ._output import say, table
+    from ._output import count, say, table
 
     names = labels(db, [d.checklist_id for p in plan.clients for d in p.decisions])
     rows = []
@@ -136,8 +137,8 @@ def _show_plan(plan, db, now, client_id) -> None:
         for channel in outbox.CHANNELS
     )
     say(
-        f"{len(plan.clients)} clients would be reminded; {retries} queued or failed "
-        "messages would be (re)sent."
+        f"{count(len(plan.clients), 'client')} would be reminded; "
+        f"{count(retries, 'queued or failed message')} would be (re)sent."
     )
 
 
