@@ -282,6 +282,7 @@ def _generate_one(
                 client_id,
                 template["id"],
                 template["name"],
+                template.get("translations") or "{}",
                 period,
                 due_text,
                 token,
@@ -289,18 +290,28 @@ def _generate_one(
                 stamp,
             )
         )
+    # The template's and slots' translations are copied with their base text: a
+    # checklist keeps the wording it was generated with.
     db.conn.executemany(
-        "INSERT INTO checklists (id, client_id, template_id, template_name, period,"
-        " due_on, token, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO checklists (id, client_id, template_id, template_name,"
+        " template_translations, period, due_on, token, token_hash, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         checklist_rows,
     )
     slot_values = [
-        (s["name"], s["description"], s["optional"], s["multiple"], s["position"])
+        (
+            s["name"],
+            s["description"],
+            s["optional"],
+            s["multiple"],
+            s["position"],
+            s["translations"] or "{}",
+        )
         for s in slot_rows
     ]
     db.conn.executemany(
         "INSERT INTO checklist_items (checklist_id, name, description, optional,"
-        " multiple, position) VALUES (?, ?, ?, ?, ?, ?)",
+        " multiple, position, translations) VALUES (?, ?, ?, ?, ?, ?, ?)",
         ((row[0], *slot) for row in checklist_rows for slot in slot_values),
     )
     record_many(

@@ -406,3 +406,20 @@ def _run_statements(db: Database, script: str) -> None:
     for statement in script.split(";\n"):
         if statement.strip():
             db.execute(statement)
+
+
+@migrations(name="0007_translations")
+def _translations(db: Database) -> None:
+    # A template's and a slot's wording in the clients' languages, as a JSON object
+    # {"fr": {"name": ..., "description": ...}}; the base columns stay the firm's own
+    # wording. Checklists and their items copy them at generation, like the base text.
+    _run_statements(
+        db,
+        """
+        ALTER TABLE templates ADD COLUMN translations TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE template_slots ADD COLUMN translations TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE checklist_items ADD COLUMN translations TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE checklists ADD COLUMN template_translations TEXT NOT NULL
+            DEFAULT '{}';
+        """,
+    )

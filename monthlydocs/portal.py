@@ -26,6 +26,7 @@ from .db import write_transaction
 from .errors import ItemLocked, LinkNotFound, MonthlydocsError
 from .events import Event, record
 from .links import lookup
+from .templates import localized
 from .timeutil import iso, parse_iso
 
 INVITE_PATH = "/join/"
@@ -141,6 +142,11 @@ class Slot:
     def removable_documents(self) -> list[dict[str, Any]]:
         return [doc for doc in self.documents if can_remove(self.item, doc)]
 
+    def wording(self, language: str | None) -> tuple[str, str]:
+        """(name, description) as the client reads them in ``language``: the slot's
+        translation, else the firm's own wording."""
+        return localized(self.item, language)
+
 
 @dataclass
 class PortalPage:
@@ -159,6 +165,10 @@ class PortalPage:
     @property
     def complete(self) -> bool:
         return bool(self.required) and self.done_count == len(self.required)
+
+    def template_name(self, language: str | None) -> str:
+        """The template's name as the client reads it in ``language``."""
+        return localized(self.checklist, language)[0]
 
 
 def page(db: Database, checklist: dict[str, Any]) -> PortalPage:

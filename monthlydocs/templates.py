@@ -6,6 +6,7 @@ only the checklists generated afterwards.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from datetime import datetime
@@ -14,6 +15,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from .config import LANGUAGES
 from .db import write_transaction
 from .errors import TemplateError, TemplateNotFound
 from .events import Event, record
@@ -37,6 +39,88 @@ def _check_fields(cadence: str | None, due_day: int | None) -> None:
         raise TemplateError(f"Cadence {cadence!r} is not one of {', '.join(CADENCES)}")
     if due_day is not None and not 1 <= due_day <= 31:
         raise TemplateError(f"Due day {due_day} must be between 1 and 31")
+
+
+TRANSLATION_KEYS = ("name", "description")
+
+
+def check_translations(value: Any, where: str) -> dict[str, dict[str, str]]:
+    """``value`` as stored: {language: {"name": ..., "description": ...}}, only the
+    known languages and keys, text only; empty texts are left out (the base text shows).
+    Raises TemplateError naming ``where`` and the wrong key."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TemplateError(f"{where}: translations must be a table of languages")
+    clean: dict[str, dict[str, str]] = {}
+    for language, texts in value.items():
+        if language not in LANGUAGES:
+            raise TemplateError(
+                f"{where}: unknown language {language!r} in translations"
+                f" (known: {', '.join(LANGUAGES)})"
+            )
+        if not isinstance(texts, dict):
+            raise TemplateError(
+                f"{where}: translations.{language} must be a table with name"
+                " and description"
+            )
+        unknown = set(texts) - set(TRANSLATION_KEYS)
+        if unknown:
+            raise TemplateError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))}"
+                f" in translations.{language} (known: name, description)"
+            )
+        entry = {}
+        for key in TRANSLATION_KEYS:
+            text = texts.get(key)
+            if text is None:
+                continue
+            if not isinstance(text, str):
+                raise TemplateError(
+                    f"{where}: translations.{language}.{key} must be text"
+                )
+            text = " ".join(text.split()) if key == "name" else text.strip()
+            if text:
+                entry[key] = text
+        if entry:
+            clean[language] = entry
+    return clean
+
+
+def translations_of(row: dict[str, Any], column: str = "translations") -> dict:
+    """The stored translations of a template, slot, checklist or item row."""
+    raw = row.get(column)
+    if not raw:
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def localized(row: dict[str, Any], language: str | None) -> tuple[str, str]:
+    """(name, description) of a template, slot or checklist item as a client reading
+    ``language`` sees them: its translation, else the firm's own wording, key by key.
+
+    A checklist row gives its template's name (``template_name`` and
+    ``template_translations``, copied at generation) and an empty description.
+    """
+    if "template_name" in row and "name" not in row:
+        base = (row["template_name"] or "", "")
+        texts = translations_of(row, "template_translations").get(language or "", {})
+    else:
+        base = (row.get("name") or "", row.get("description") or "")
+        texts = translations_of(row).get(language or "", {})
+    return (texts.get("name") or base[0], texts.get("description") or base[1])
+
+
+def languages_of(row: dict[str, Any]) -> list[str]:
+    """The languages a template or slot row has a translation for, in LANGUAGES order."""
+    texts = translations_of(row)
+    return [language for language in LANGUAGES if texts.get(language)]
 
 
 def get_template(db: Database, slug: str) -> dict[str, Any]:
@@ -82,11 +166,19 @@ def save_template(
     cadence: str | None = None,
     due_day: int | None = None,
     description: str | None = None,
+    translations: dict[str, dict[str, str]] | None = None,
     actor: str = "cli",
 ) -> tuple[int, bool]:
-    """Create the template, or update the fields given. Returns (id, created)."""
+    """Create the template, or update the fields given. Returns (id, created).
+
+    ``translations`` ({language: {"name", "description"}}) replaces the stored ones."""
     slug = check_slug(slug)
     _check_fields(cadence, due_day)
+    stored = (
+        None
+        if translations is None
+        else json.dumps(check_translations(translations, slug), ensure_ascii=False)
+    )
     stamp = iso(now)
     with write_transaction(db):
         rows = list(db.query("SELECT * FROM templates WHERE slug = ?", [slug]))
@@ -99,6 +191,7 @@ def save_template(
                     ("cadence", cadence),
                     ("due_day", due_day),
                     ("description", description),
+                    ("translations", stored),
                 )
                 if value is not None
             }
@@ -113,13 +206,15 @@ def save_template(
                 )
             template_id = db.execute(
                 "INSERT INTO templates (slug, name, description, cadence, due_day,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " translations, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     slug,
                     name,
                     description or "",
                     cadence or "monthly",
                     due_day or 10,
+                    stored or "{}",
                     stamp,
                     stamp,
                 ],
@@ -137,7 +232,7 @@ def save_template(
     return template_id, created
 
 
-SLOT_FIELDS = ("description", "optional", "multiple", "position")
+SLOT_FIELDS = ("description", "optional", "multiple", "position", "translations")
 
 
 def save_slot(
@@ -149,10 +244,13 @@ def save_slot(
     optional: bool | None = None,
     multiple: bool | None = None,
     position: int | None = None,
+    translations: dict[str, dict[str, str]] | None = None,
     now: datetime | None = None,
     actor: str = "cli",
 ) -> tuple[int, bool]:
     """Add a slot at the end of the template, or update the slot of that name.
+
+    ``translations`` ({language: {"name", "description"}}) replaces the stored ones.
 
     With ``now``, the audit trail records the addition, or the fields that changed,
     under ``actor``. Returns (slot id, created).
@@ -166,6 +264,12 @@ def save_slot(
         "optional": None if optional is None else int(optional),
         "multiple": None if multiple is None else int(multiple),
         "position": position,
+        "translations": None
+        if translations is None
+        else json.dumps(
+            check_translations(translations, f"{slug}, slot {name!r}"),
+            ensure_ascii=False,
+        ),
     }
     with write_transaction(db):
         existing = list(
@@ -198,10 +302,11 @@ def save_slot(
             "optional": int(bool(optional)),
             "multiple": int(bool(multiple)),
             "position": position,
+            "translations": given["translations"] or "{}",
         }
         slot_id = db.execute(
             "INSERT INTO template_slots (template_id, name, description, optional,"
-            " multiple, position) VALUES (?, ?, ?, ?, ?, ?)",
+            " multiple, position, translations) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [template["id"], name, *values.values()],
         ).lastrowid
         _record_slot(db, Event.SLOT_ADDED, now, actor, template, name, values)
@@ -298,7 +403,11 @@ def _record_slot(
     data: dict[str, Any] = {"slug": template["slug"], "slot": name}
     if changes:
         data["changes"] = {
-            key: bool(value) if key in ("optional", "multiple") else value
+            key: bool(value)
+            if key in ("optional", "multiple")
+            else json.loads(value)
+            if key == "translations"
+            else value
             for key, value in changes.items()
         }
     record(
@@ -384,6 +493,7 @@ def load_file(db: Database, path: Path, now: datetime) -> list[tuple[str, bool]]
                     optional=slot["optional"],
                     multiple=slot["multiple"],
                     position=position,
+                    translations=slot["translations"],
                 )
             outcome.append((slug, created))
     return outcome
@@ -393,7 +503,16 @@ def _parse_entry(entry: Any, index: int, path: Path) -> tuple[dict, list[dict]]:
     where = f"{path}, template #{index}"
     if not isinstance(entry, dict):
         raise TemplateError(f"{where} must be a table")
-    unknown = set(entry) - {"slug", "name", "description", "cadence", "due_day", "slot"}
+    known = {
+        "slug",
+        "name",
+        "description",
+        "cadence",
+        "due_day",
+        "slot",
+        "translations",
+    }
+    unknown = set(entry) - known
     if unknown:
         raise TemplateError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     if "slug" not in entry or "name" not in entry:
@@ -405,34 +524,45 @@ def _parse_entry(entry: Any, index: int, path: Path) -> tuple[dict, list[dict]]:
         "cadence": str(entry.get("cadence", "monthly")),
         "due_day": entry.get("due_day", 10),
     }
+    where = f"{where} ({fields['slug']})"
+    fields["translations"] = check_translations(entry.get("translations", {}), where)
     if not isinstance(fields["due_day"], int):
         raise TemplateError(f"{where}: due_day must be a whole number")
     _check_fields(fields["cadence"], fields["due_day"])
     raw_slots = entry.get("slot", [])
     if not isinstance(raw_slots, list) or not raw_slots:
-        raise TemplateError(
-            f"{where} ({fields['slug']}) needs at least one [[template.slot]]"
-        )
+        raise TemplateError(f"{where} needs at least one [[template.slot]]")
     slot_list = []
     for number, slot in enumerate(raw_slots, 1):
         if not isinstance(slot, dict) or not str(slot.get("name", "")).strip():
             raise TemplateError(f"{where}, slot #{number} needs a name")
-        extra = set(slot) - {"name", "description", "optional", "multiple"}
+        extra = set(slot) - {
+            "name",
+            "description",
+            "optional",
+            "multiple",
+            "translations",
+        }
+        name = " ".join(str(slot["name"]).split())
         if extra:
             raise TemplateError(
-                f"{where}, slot #{number}: unknown key(s) {', '.join(sorted(extra))}"
+                f"{where}, slot #{number} ({name}): unknown key(s)"
+                f" {', '.join(sorted(extra))}"
             )
         slot_list.append(
             {
-                "name": " ".join(str(slot["name"]).split()),
+                "name": name,
                 "description": str(slot.get("description", "")),
                 "optional": bool(slot.get("optional", False)),
                 "multiple": bool(slot.get("multiple", True)),
+                "translations": check_translations(
+                    slot.get("translations", {}), f"{where}, slot {name!r}"
+                ),
             }
         )
     names = [slot["name"] for slot in slot_list]
     if len(set(names)) != len(names):
-        raise TemplateError(f"{where} ({fields['slug']}) names a slot twice")
+        raise TemplateError(f"{where} names a slot twice")
     return fields, slot_list
 
 

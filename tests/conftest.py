@@ -203,3 +203,18 @@ def eml_text(path: Path) -> str:
         message.get_body("html").get_content(),
     ]
     return "\n".join(parts)
+
+
+def example_wording(slug: str, name: str, language: str) -> str:
+    """The name a client reading ``language`` sees for the slot ``name`` of the example
+    template ``slug`` (or for the template itself when ``name`` is its name), read from
+    templates.example.toml: its translation, else the base name."""
+    import tomllib
+
+    from monthlydocs.workspace import example_templates_path
+
+    data = tomllib.loads(example_templates_path().read_text(encoding="utf-8"))
+    [template] = [t for t in data["template"] if t["slug"] == slug]
+    rows = [template, *template["slot"]]
+    [row] = [r for r in rows if r["name"] == name]
+    return row.get("translations", {}).get(language, {}).get("name", name)

@@ -4,7 +4,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from conftest import NOW, eml_text, use_smtp
+from conftest import NOW, eml_text, example_wording, use_smtp
 from monthlydocs import checklists, clients, outbox, templates
 from monthlydocs.db import open_db
 from monthlydocs.workspace import example_templates_path
@@ -87,7 +87,10 @@ def test_one_email_covers_every_checklist_of_the_run(db, settings):
     assert report.sent == 1
     [eml] = list(settings.outbox_dir.glob("*.eml"))
     text = eml_text(eml)
-    assert "Bank statements" in text and "Sales ledger" in text
+    # The French client reads the slots in French (templates.example.toml has them).
+    assert example_wording("monthly", "Bank statements", "fr") in text
+    assert example_wording("vat", "Sales ledger", "fr") in text
+    assert "Bank statements" not in text
 
 
 def test_file_backend_writes_a_complete_rfc5322_message(cli, settings):

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import SmtpSink, use_smtp
+from conftest import SmtpSink, example_wording, use_smtp
 from monthlydocs import checklists, clients, notifications, outbox, reminders, templates
 from monthlydocs.config import load_settings
 from monthlydocs.db import open_db
@@ -1006,10 +1006,10 @@ def test_reminder_content_in_every_language(firm, smtp_server, language):
     expected = [
         say("Hello %(name)s,", name=name),
         say("Please send again:"),
-        "Sales invoices",
+        example_wording("monthly", "Sales invoices", language),
         "Page 2 is missing",
         say("Still missing:"),
-        "Supplier invoices",
+        example_wording("monthly", "Supplier invoices", language),
         say("Due by %(due)s", due=format_day(date(2026, 12, 10), language)),
         say("Was due on %(due)s", due=format_day(date(2026, 12, 5), language)),
         say(

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from conftest import NOW, use_smtp
+from conftest import NOW, example_wording, use_smtp
 from monthlydocs import (
     checklists,
     clients,
@@ -93,7 +93,8 @@ def test_rejection_emails_the_client_in_their_language(desk, cli, smtp_server):
     assert message["To"].addresses[0].addr_spec == "m@mueller.example"
     assert message["Content-Language"] == "de"
     plain = message.get_body("plain").get_content()
-    assert "Seite 2 fehlt" in plain and "Bank statements" in plain
+    assert "Seite 2 fehlt" in plain
+    assert example_wording("monthly", "Bank statements", "de") in plain
     assert "/c/" in plain
 
 

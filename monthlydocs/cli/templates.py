@@ -117,7 +117,7 @@ def show(ctx: typer.Context, slug: str = typer.Argument(...)) -> None:
 
     Example: monthlydocs template show monthly
     """
-    from ..templates import get_template, slots
+    from ..templates import get_template, languages_of, slots
     from ._output import say, table
 
     db = _obj(ctx).db
@@ -125,9 +125,10 @@ def show(ctx: typer.Context, slug: str = typer.Argument(...)) -> None:
     say(f"{row['name']} ({row['slug']}): {row['cadence']}, due on day {row['due_day']}")
     if row["description"]:
         say(row["description"])
+    say(f"Translated into: {' '.join(languages_of(row)) or 'none'}")
     table(
         None,
-        ["#", "Slot", "Description", "Optional", "Multiple"],
+        ["#", "Slot", "Description", "Optional", "Multiple", "Translations"],
         [
             (
                 s["position"],
@@ -135,6 +136,7 @@ def show(ctx: typer.Context, slug: str = typer.Argument(...)) -> None:
                 s["description"],
                 "yes" if s["optional"] else "",
                 "yes" if s["multiple"] else "",
+                " ".join(languages_of(s)),
             )
             for s in slots(db, row["id"])
         ],

@@ -9,6 +9,7 @@ from sqlite_utils import Database
 from .. import checklists, links
 from ..config import Settings
 from ..i18n import format_day, period_label
+from ..templates import localized
 
 
 def firm_context(settings: Settings) -> dict[str, Any]:
@@ -22,14 +23,26 @@ def firm_context(settings: Settings) -> dict[str, Any]:
 
 
 def checklist_context(
-    db: Database, settings: Settings, checklist: dict[str, Any], language: str
+    db: Database,
+    settings: Settings,
+    checklist: dict[str, Any],
+    language: str,
+    *,
+    for_client: bool = True,
 ) -> dict[str, Any]:
+    """One checklist in a message. ``for_client``: the template's and the documents'
+    names and descriptions in the client's ``language`` where the template has them
+    (else the firm's own wording); the firm's own emails keep the firm's wording."""
     from datetime import date
 
     item_rows = checklists.items(db, checklist["id"])
+    template_name = checklist["template_name"]
+    if for_client:
+        template_name = localized(checklist, language)[0]
+        item_rows = [_in_language(row, language) for row in item_rows]
     return {
         "id": checklist["id"],
-        "template_name": checklist["template_name"],
+        "template_name": template_name,
         "period": checklist["period"],
         "period_label": period_label(checklist["period"], language),
         "due_on": checklist["due_on"],
@@ -40,6 +53,11 @@ def checklist_context(
             row for row in item_rows if row["state"] in ("to_send", "rejected")
         ],
     }
+
+
+def _in_language(item: dict[str, Any], language: str) -> dict[str, Any]:
+    name, description = localized(item, language)
+    return {**item, "name": name, "description": description}
 
 
 def link_context(
@@ -185,7 +203,11 @@ def firm_notification_context(
     base["client"] = dict(zip(("id", "name", "email", "phone"), client, strict=True))
     lists = [
         checklist_context(
-            db, settings, checklists.get_checklist(db, cid), message["language"]
+            db,
+            settings,
+            checklists.get_checklist(db, cid),
+            message["language"],
+            for_client=False,
         )
         for cid in ids
     ]
