@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, default_excepti
 from werkzeug.routing import IntegerConverter
 
 from .. import checklists, clients, paging, review, templates, tokens, webhooks
+from ..config import LANGUAGES
 from ..db import write_transaction
 from ..errors import (
     ChecklistNotFound,
@@ -665,9 +666,11 @@ def template_json(db, row: dict[str, Any]) -> dict[str, Any]:
                 "optional": bool(slot["optional"]),
                 "multiple": bool(slot["multiple"]),
                 "position": slot["position"],
+                "translations": templates.translations_of(slot),
             }
             for slot in templates.slots(db, row["id"])
         ],
+        "translations": templates.translations_of(row),
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
@@ -969,7 +972,15 @@ def get_template(slug: str):
     return _json(template_json(db, templates.get_template(db, slug)))
 
 
-TEMPLATE_FIELDS = ("slug", "name", "description", "cadence", "due_day", "slots")
+TEMPLATE_FIELDS = (
+    "slug",
+    "name",
+    "description",
+    "cadence",
+    "due_day",
+    "slots",
+    "translations",
+)
 
 
 def _template_fields(fields: Fields, creating: bool) -> dict[str, Any]:
@@ -980,6 +991,7 @@ def _template_fields(fields: Fields, creating: bool) -> dict[str, Any]:
         "cadence": fields.choice("cadence", templates.CADENCES),
         "due_day": fields.integer("due_day", 1, 31),
         "slots": _slots(fields),
+        "translations": _translations(fields),
     }
     if creating:
         slug = fields.text("slug", required=True, max_length=40)
@@ -987,6 +999,38 @@ def _template_fields(fields: Fields, creating: bool) -> dict[str, Any]:
             fields.error("slug", "must be 1 to 40 lower-case letters, digits, - or _")
         values["slug"] = slug
     return values
+
+
+def _translations(fields: Fields) -> Any:
+    """{language: {"name", "description"}} for the clients' languages, or _MISSING."""
+    value = fields._get("translations", False, False)
+    if value is _MISSING:
+        return value
+    if not isinstance(value, dict):
+        fields.error("translations", "must be an object")
+        return _MISSING
+    clean = {}
+    for language, texts in value.items():
+        if language not in LANGUAGES:
+            fields.error(
+                f"translations/{language}", f"must be one of {', '.join(LANGUAGES)}"
+            )
+            continue
+        if not isinstance(texts, dict):
+            fields.error(f"translations/{language}", "must be an object")
+            continue
+        entry = Fields(texts, f"{fields.pointer}/translations/{language}")
+        entry.only("name", "description")
+        clean[language] = {
+            key: text
+            for key, text in (
+                ("name", entry.text("name", blank=True)),
+                ("description", entry.text("description", max_length=2000, blank=True)),
+            )
+            if text is not _MISSING
+        }
+        fields.errors += entry.errors
+    return clean
 
 
 def _slots(fields: Fields) -> Any:
@@ -999,21 +1043,25 @@ def _slots(fields: Fields) -> Any:
             fields.error(f"slots/{index}", "must be an object")
             continue
         slot = Fields(item, f"{fields.pointer}/slots/{index}")
-        slot.only("name", "description", "optional", "multiple")
+        slot.only("name", "description", "optional", "multiple", "translations")
         name = slot.text("name", required=True)
         if isinstance(name, str):
             name = " ".join(name.split())
             if name in names:
                 slot.error("name", "names a slot twice")
             names.add(name)
-        slots.append(
-            {
-                "name": name,
-                "description": _given(slot.text("description", blank=True), ""),
-                "optional": _given(slot.boolean("optional"), False),
-                "multiple": _given(slot.boolean("multiple"), True),
-            }
-        )
+        wanted = {
+            "name": name,
+            "description": _given(slot.text("description", blank=True), ""),
+            "optional": _given(slot.boolean("optional"), False),
+            "multiple": _given(slot.boolean("multiple"), True),
+        }
+        # Left out, a slot keeps the translations it has (an older integration that
+        # does not know them loses nothing); given, they replace them.
+        translations = _translations(slot)
+        if translations is not _MISSING:
+            wanted["translations"] = translations
+        slots.append(wanted)
         fields.errors += slot.errors
     return slots
 

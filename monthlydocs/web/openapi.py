@@ -139,6 +139,22 @@ BULK_RESULT = _closed(
     }
 )
 
+TRANSLATIONS = _closed(
+    {language: _ref("Translation") for language in LANGUAGES},
+    [],
+    description="The wording clients read in their language (the base text where a "
+    "language or a key is missing); staff see the base text.",
+)
+TRANSLATIONS_INPUT = _closed(
+    {language: _ref("TranslationInput") for language in LANGUAGES},
+    [],
+    description="Replaces the stored translations; a blank text is left out.",
+)
+TRANSLATION = _closed({"name": TEXT, "description": TEXT}, [])
+TRANSLATION_INPUT = _closed(
+    {"name": _text(200), "description": _text(2000)},
+    [],
+)
 SLOT = _closed(
     {
         "name": TEXT,
@@ -146,6 +162,7 @@ SLOT = _closed(
         "optional": BOOL,
         "multiple": BOOL,
         "position": {"type": "integer"},
+        "translations": _ref("Translations"),
     }
 )
 SLOT_INPUT = _closed(
@@ -154,6 +171,10 @@ SLOT_INPUT = _closed(
         "description": {**_text(200), "default": ""},
         "optional": {**BOOL, "default": False},
         "multiple": {**BOOL, "default": True, "description": "Several files allowed"},
+        "translations": {
+            **_ref("TranslationsInput"),
+            "description": "Left out: a slot of that name keeps its translations.",
+        },
     },
     ["name"],
 )
@@ -166,6 +187,7 @@ TEMPLATE = _closed(
         "cadence": {"type": "string", "enum": list(CADENCES)},
         "due_day": {"type": "integer", "minimum": 1, "maximum": 31},
         "slots": {"type": "array", "items": _ref("Slot")},
+        "translations": _ref("Translations"),
         "created_at": STAMP,
         "updated_at": STAMP,
     }
@@ -181,6 +203,7 @@ _TEMPLATE_INPUT = {
         "maxItems": 100,
         "description": "The whole list, in order: slots not named are removed.",
     },
+    "translations": _ref("TranslationsInput"),
 }
 TEMPLATE_CREATE = _closed({"slug": SLUG, **_TEMPLATE_INPUT}, ["slug", "name"])
 TEMPLATE_UPDATE = _closed(_TEMPLATE_INPUT, [])
@@ -336,6 +359,10 @@ SCHEMAS = {
     "ClientPage": _page_of("Client"),
     "Slot": SLOT,
     "SlotInput": SLOT_INPUT,
+    "Translation": TRANSLATION,
+    "TranslationInput": TRANSLATION_INPUT,
+    "Translations": TRANSLATIONS,
+    "TranslationsInput": TRANSLATIONS_INPUT,
     "Template": TEMPLATE,
     "TemplateCreate": TEMPLATE_CREATE,
     "TemplateUpdate": TEMPLATE_UPDATE,
