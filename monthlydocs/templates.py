@@ -402,14 +402,7 @@ def _record_slot(
         return
     data: dict[str, Any] = {"slug": template["slug"], "slot": name}
     if changes:
-        data["changes"] = {
-            key: bool(value)
-            if key in ("optional", "multiple")
-            else json.loads(value)
-            if key == "translations"
-            else value
-            for key, value in changes.items()
-        }
+        data["changes"] = {key: _as_read(key, value) for key, value in changes.items()}
     record(
         db,
         action,
@@ -419,6 +412,15 @@ def _record_slot(
         subject_id=template["id"],
         data=data,
     )
+
+
+def _as_read(key: str, value: Any) -> Any:
+    """A slot column's stored value as the audit trail shows it."""
+    if key in ("optional", "multiple"):
+        return bool(value)
+    if key == "translations":
+        return json.loads(value)
+    return value
 
 
 def remove_template(db: Database, slug: str, now: datetime, actor: str = "cli") -> str:
